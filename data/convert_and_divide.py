@@ -1,0 +1,163 @@
+"""Convert recordings to 16 kHz mono 48 kbps mp3 and cut them into 3-s clips.
+
+`python -m data.convert_and_divide [--root data] [--workers N]`
+
+For the training set and the validation set, every audio file under `<class>_full`
+(recursively) becomes `<class>_converted/<same relative path>` (the name gets `.mp3`
+appended unless it already ends in `.mp3`) and 3-s clips
+`<class>_split/<relative folder>/<converted stem>_chunk_<i>.mp3`.
+
+Clips are back to back from the start; when a tail shorter than 3 s is left, one last
+clip is taken from the final 3 s of the recording (overlapping its neighbour), so no
+audio is lost and no clip is zero-padded. A recording shorter than 3 s is converted
+but gives no clips. Every file is written under a temporary name and renamed, and the
+converted file is written last, so it marks a finished recording: re-running skips
+those (unless the source is newer) and redoes anything interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+from tqdm import tqdm
+
+from data.layout import CLASSES, set_roots
+from src.atomic import remove_stale_partials, write_bytes_atomic
+from src.audio import (
+    CLIP_SAMPLES,
+    SAMPLE_RATE,
+    AudioError,
+    decode_mp3_bytes,
+    encode_mp3,
+    list_audio_files,
+    load_audio,
+    window_starts,
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    converted: Path
+    split_dir: Path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    source: Path
+    status: str  # converted | skipped | short | failed
+    clips: int = 0
+    reason: str = ""
+
+
+def converted_name(relative: Path) -> Path:
+    """Converted file name for a source path relative to its *_full folder."""
+    return relative if relative.suffix == ".mp3" else relative.with_name(relative.name + ".mp3")
+
+
+def plan_jobs(full_dir: Path, converted_dir: Path, split_dir: Path) -> list[Job]:
+    jobs = []
+    for source in list_audio_files(full_dir):
+        relative = converted_name(source.relative_to(full_dir))
+        jobs.append(Job(source, converted_dir / relative, split_dir / relative.parent))
+    return jobs
+
+
+def is_done(job: Job) -> bool:
+    return job.converted.exists() and job.converted.stat().st_mtime >= job.source.stat().st_mtime
+
+
+def clip_path(job: Job, index: int) -> Path:
+    return job.split_dir / f"{job.converted.stem}_chunk_{index}.mp3"
+
+
+def remove_clips_from(job: Job, first_index: int) -> None:
+    """Delete clips of this recording numbered `first_index` and up (left by an older, longer version)."""
+    index = first_index
+    while clip_path(job, index).exists():
+        clip_path(job, index).unlink()
+        index += 1
+
+
+def process(job: Job) -> Outcome:
+    """Convert one recording and write its clips; never raises for a bad input."""
+    if is_done(job):
+        return Outcome(job.source, "skipped")
+    try:
+        samples = load_audio(job.source)
+        encoded = encode_mp3(samples)
+        converted = decode_mp3_bytes(encoded)[: len(samples)]
+        starts = window_starts(len(converted))
+        for index, start in enumerate(starts):
+            write_bytes_atomic(clip_path(job, index), encode_mp3(converted[start:start + CLIP_SAMPLES]))
+        remove_clips_from(job, len(starts))
+        write_bytes_atomic(job.converted, encoded)
+    except AudioError as exc:
+        return Outcome(job.source, "failed", reason=str(exc))
+    except OSError as exc:
+        return Outcome(job.source, "failed", reason=f"{exc.strerror or exc}")
+    if not starts:
+        return Outcome(job.source, "short", reason=f"{len(samples) / SAMPLE_RATE:.2f} s is shorter than 3 s: no clips")
+    return Outcome(job.source, "converted", clips=len(starts))
+
+
+def run_folder(full_dir: Path, converted_dir: Path, split_dir: Path, workers: int, progress: bool) -> Counter:
+    """Process one *_full folder; prints problems by name and returns counts per status."""
+    for folder in (converted_dir, split_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(folder)
+    jobs = plan_jobs(full_dir, converted_dir, split_dir)
+    counts: Counter = Counter()
+    if not jobs:
+        return counts
+    with Pool(workers) as pool:
+        outcomes = pool.imap_unordered(process, jobs, chunksize=1)
+        for outcome in tqdm(outcomes, total=len(jobs), desc=str(full_dir), unit="file", disable=not progress):
+            counts[outcome.status] += 1
+            counts["clips"] += outcome.clips
+            if outcome.status in ("failed", "short"):
+                tqdm.write(f"{outcome.status}: {outcome.source}: {outcome.reason}", file=sys.stderr)
+    return counts
+
+
+def summary_line(full_dir: Path, counts: Counter) -> str:
+    return (f"{full_dir}: {counts['converted']} converted ({counts['clips']} clips), "
+            f"{counts['skipped']} already done, {counts['short']} too short, {counts['failed']} failed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m data.convert_and_divide",
+        description=__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--root", default="data", help="root of the data tree (default: data)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="parallel worker processes (default: all cores)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    args = parser.parse_args(argv)
+    if not Path(args.root).is_dir():
+        parser.error(f"no data tree at {args.root}: run python -m data.generate_dirs --root {args.root} first")
+    failed = 0
+    for base in set_roots(args.root):
+        for cls in CLASSES:
+            full_dir = base / f"{cls}_full"
+            if not full_dir.is_dir():
+                continue
+            counts = run_folder(full_dir, base / f"{cls}_converted", base / f"{cls}_split",
+                                max(1, args.workers), not args.no_progress)
+            print(summary_line(full_dir, counts))
+            failed += counts["failed"]
+    if failed:
+        print(f"{failed} file(s) failed; they are listed above with the reason", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Checkpoints that carry everything needed to use them, loaded without running code.
+
+A checkpoint is a plain dict of tensors, numbers and strings saved with `torch.save`
+and read back with `torch.load(weights_only=True)`, which refuses pickled code.
+An original Ai-SPY CNN state_dict (`CNN_Ai-SPY.pth`) also loads, with the original's
+normalisation statistics.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from src.atomic import write_bytes_atomic
+from src.audio import CLIP_SECONDS, MP3_BITRATE_KBPS, SAMPLE_RATE
+from src.features import N_FRAMES, N_FREQ, ORIGINAL_MEAN, ORIGINAL_STD, Stats
+from src.model import LABELS, UNUSED_ORIGINAL_CNN_PREFIXES, build_model
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(Exception):
+    """A weights file that cannot be used; the message says why."""
+
+
+@dataclass
+class ModelInfo:
+    """What a model needs around its weights: architecture, input contract and decision rule."""
+
+    architecture: str
+    config: dict = field(default_factory=dict)
+    stats_mean: float = ORIGINAL_MEAN
+    stats_std: float = ORIGINAL_STD
+    sample_rate: int = SAMPLE_RATE
+    clip_seconds: int = CLIP_SECONDS
+    input_shape: tuple = (1, N_FREQ, N_FRAMES)
+    labels: tuple = LABELS
+    threshold: float = 0.5  # a window is AI when P(AI) >= threshold
+    mp3_kbps: int = MP3_BITRATE_KBPS  # inputs pass through this mp3 codec first; 0 = off
+    trained_on: dict = field(default_factory=dict)
+
+    @property
+    def stats(self) -> Stats:
+        return Stats(self.stats_mean, self.stats_std)
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, info: ModelInfo, **extra) -> None:
+    """Atomically save weights, their `ModelInfo` and any extra state (optimizer, epoch...)."""
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "info": {**asdict(info), "input_shape": list(info.input_shape), "labels": list(info.labels)},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint file safely; pickled code is refused, not run."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: refused: the file holds pickled objects other than weights, which could run "
+            f"code ({str(exc).splitlines()[0]})"
+        ) from exc
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc})") from exc
+
+
+def _is_original_cnn(payload: dict) -> bool:
+    return "conv1.weight" in payload and "fc2.weight" in payload
+
+
+def _check_contract(info: ModelInfo, path: Path) -> None:
+    """Refuse a checkpoint made for another sample rate, clip length, input or label order."""
+    expected = {"sample_rate": SAMPLE_RATE, "clip_seconds": CLIP_SECONDS,
+                "input_shape": (1, N_FREQ, N_FRAMES), "labels": LABELS}
+    for name, want in expected.items():
+        got = getattr(info, name)
+        if got != want:
+            raise CheckpointError(f"{path}: {name} is {got}, this toolkit needs {want}")
+
+
+def load_model(path: str | os.PathLike, architecture: str | None = None) -> tuple[nn.Module, ModelInfo]:
+    """Build the model a checkpoint describes and load its weights strictly, in eval mode.
+
+    `architecture`, when given, must match the checkpoint's.
+    """
+    path = Path(path)
+    payload = read_checkpoint(path)
+    if _is_original_cnn(payload):
+        info = ModelInfo("cnn", trained_on={"source": "original Ai-SPY CNN state_dict"})
+        state = {k: v for k, v in payload.items() if not k.startswith(UNUSED_ORIGINAL_CNN_PREFIXES)}
+    elif isinstance(payload, dict) and "state_dict" in payload and "info" in payload:
+        raw = dict(payload["info"])
+        raw["input_shape"] = tuple(raw.get("input_shape", ()))
+        raw["labels"] = tuple(raw.get("labels", ()))
+        try:
+            info = ModelInfo(**raw)
+        except TypeError as exc:
+            raise CheckpointError(f"{path}: unrecognised checkpoint metadata ({exc})") from exc
+        state = payload["state_dict"]
+    else:
+        raise CheckpointError(f"{path}: not a checkpoint of this toolkit nor an original Ai-SPY CNN state_dict")
+    if architecture is not None and info.architecture != architecture:
+        raise CheckpointError(f"{path}: holds a {info.architecture.upper()} model, not a {architecture.upper()}")
+    _check_contract(info, path)
+    try:
+        model = build_model(info.architecture, info.config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot build {info.architecture} with {info.config} ({exc})") from exc
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{path}: weights do not fit the {info.architecture} architecture ({detail})") from exc
+    model.eval()
+    return model, info

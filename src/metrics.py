@@ -1,0 +1,118 @@
+"""Detection metrics: the original's per-epoch metrics plus the equal error rate (EER).
+
+Conventions, as in the original: label 0 = AI, 1 = human; precision, recall and ROC AUC
+treat human as the positive class; the logged F1 is the weighted F1. The EER follows the
+ASVspoof convention: human speech is bona fide, the score is P(human).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import (
+    confusion_matrix,
+    f1_score,
+    matthews_corrcoef,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+AI, HUMAN = 0, 1
+
+
+def equal_error_rate(bonafide_scores: np.ndarray, spoof_scores: np.ndarray) -> tuple[float, float]:
+    """EER and its threshold, computed like the ASVspoof evaluation package (compute_det_curve).
+
+    Higher scores mean more bona fide. Returns (nan, nan) unless both sets are non-empty.
+    """
+    bonafide = np.asarray(bonafide_scores, dtype=np.float64)
+    spoof = np.asarray(spoof_scores, dtype=np.float64)
+    if bonafide.size == 0 or spoof.size == 0:
+        return math.nan, math.nan
+    scores = np.concatenate([bonafide, spoof])
+    labels = np.concatenate([np.ones(bonafide.size), np.zeros(spoof.size)])
+    order = np.argsort(scores, kind="mergesort")
+    labels = labels[order]
+    tar_below = np.cumsum(labels)
+    nontarget_above = spoof.size - (np.arange(1, scores.size + 1) - tar_below)
+    frr = np.concatenate([[0.0], tar_below / bonafide.size])
+    far = np.concatenate([[1.0], nontarget_above / spoof.size])
+    thresholds = np.concatenate([[scores[order[0]] - 0.001], scores[order]])
+    i = int(np.argmin(np.abs(frr - far)))
+    return float((frr[i] + far[i]) / 2), float(thresholds[i])
+
+
+@dataclass
+class Report:
+    """Metrics of one evaluation pass over labelled clips or files."""
+
+    loss: float
+    correct: int
+    total: int
+    mcc: float
+    f1: float
+    confusion: np.ndarray
+    precision: float
+    recall: float
+    roc_auc: float
+    eer: float
+
+    @property
+    def accuracy(self) -> float:
+        return 100.0 * self.correct / self.total if self.total else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "loss": self.loss, "correct": self.correct, "total": self.total, "accuracy": self.accuracy,
+            "mcc": self.mcc, "f1_weighted": self.f1, "precision_human": self.precision,
+            "recall_human": self.recall, "roc_auc": self.roc_auc, "eer": self.eer,
+            "confusion_matrix": self.confusion.tolist(),
+        }
+
+
+def evaluate(labels: np.ndarray, p_ai: np.ndarray, threshold: float = 0.5, loss: float = math.nan) -> Report:
+    """Score predictions: `labels` in {0 = AI, 1 = human}, `p_ai` the AI probabilities."""
+    labels = np.asarray(labels, dtype=np.int64)
+    p_ai = np.asarray(p_ai, dtype=np.float64)
+    predicted = np.where(p_ai >= threshold, AI, HUMAN)
+    both = len(np.unique(labels)) == 2
+    precision, recall, _, _ = precision_recall_fscore_support(
+        labels, predicted, average="binary", pos_label=HUMAN, zero_division=0
+    )
+    p_human = 1.0 - p_ai
+    eer, _ = equal_error_rate(p_human[labels == HUMAN], p_human[labels == AI])
+    return Report(
+        loss=loss,
+        correct=int((predicted == labels).sum()),
+        total=int(labels.size),
+        mcc=float(matthews_corrcoef(labels, predicted)) if labels.size else 0.0,
+        f1=float(f1_score(labels, predicted, average="weighted", zero_division=0)) if labels.size else 0.0,
+        confusion=confusion_matrix(labels, predicted, labels=[AI, HUMAN]),
+        precision=float(precision),
+        recall=float(recall),
+        roc_auc=float(roc_auc_score(labels, p_human)) if both else math.nan,
+        eer=eer,
+    )
+
+
+def _head(report: Report) -> str:
+    return (
+        f"Average loss: {report.loss:.4f}, Accuracy: {report.correct}/{report.total} "
+        f"({report.accuracy:.0f}%), MCC: {report.mcc}, F1: {report.f1}, "
+        f"Average Log Loss: {report.loss}, Confusion Matrix: {report.confusion}"
+    )
+
+
+def format_test_line(report: Report) -> str:
+    """The original's per-epoch test-set log entry, with EER appended."""
+    return (
+        f"\nTest set: {_head(report)}, Precision:{report.precision}, Recall: {report.recall}, "
+        f"ROC AUC: {report.roc_auc}, EER: {report.eer}"
+    )
+
+
+def format_validation_line(epoch: int, report: Report) -> str:
+    """The original's per-epoch hold-out validation log entry, with EER appended."""
+    return f"\nValidation {epoch}: {_head(report)}, EER: {report.eer}"

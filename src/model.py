@@ -1,0 +1,92 @@
+"""The two detectors: the original Ai-SPY CNN and a ViT that sees the whole clip.
+
+Both take normalised spectrograms [B, 1, 1025, 94] and return logits [B, 2] with
+class index 0 = AI and 1 = human, as in the original.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from src.features import N_FRAMES, N_FREQ
+
+LABELS = ("ai", "human")
+
+# Keys of layers the original CNN defines but never runs; dropped when loading its weights.
+UNUSED_ORIGINAL_CNN_PREFIXES = ("conv6.", "bn6.", "conv7.", "bn7.")
+
+
+class CNN(nn.Module):
+    """Five conv blocks (conv -> batchnorm -> leaky ReLU -> max-pool) and two linear layers.
+
+    Layer names and shapes are the original `CNNTest`'s, so its state_dict loads.
+    """
+
+    def __init__(self, dropout: float = 0.1):
+        super().__init__()
+        blocks = [  # (in, out, kernel, padding, pool)
+            (1, 16, (8, 4), (4, 2), 4),
+            (16, 32, (6, 3), (3, 2), 3),
+            (32, 64, (4, 2), (2, 1), 2),
+            (64, 128, (4, 2), (2, 1), 2),
+            (128, 256, (4, 2), (2, 1), 2),
+        ]
+        self.pools = []
+        for i, (c_in, c_out, kernel, padding, pool) in enumerate(blocks, start=1):
+            setattr(self, f"conv{i}", nn.Conv2d(c_in, c_out, kernel, padding=padding))
+            setattr(self, f"bn{i}", nn.BatchNorm2d(c_out))
+            self.pools.append(pool)
+        self.fc1 = nn.Linear(256 * 11 * 1, 100)
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(100, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, pool in enumerate(self.pools, start=1):
+            x = getattr(self, f"conv{i}")(x)
+            x = F.leaky_relu(getattr(self, f"bn{i}")(x))
+            x = F.max_pool2d(x, pool)
+        x = torch.flatten(x, 1)
+        x = F.leaky_relu(self.dropout(self.fc1(x)))
+        return self.fc2(x)
+
+
+class ViT(nn.Module):
+    """timm's VisionTransformer on the single-channel spectrogram.
+
+    The input is zero-padded (0 = the dataset mean) up to a multiple of the patch size,
+    so the patches cover all 1025 bins and all 94 frames; the original's 32 x 32 patching
+    dropped the last second of every clip.
+    """
+
+    def __init__(self, patch_size: int = 32, embed_dim: int = 256, depth: int = 6, num_heads: int = 8,
+                 dropout: float = 0.1):
+        super().__init__()
+        from timm.models.vision_transformer import VisionTransformer
+
+        self.pad_freq = -N_FREQ % patch_size
+        self.pad_time = -N_FRAMES % patch_size
+        self.vit = VisionTransformer(
+            img_size=(N_FREQ + self.pad_freq, N_FRAMES + self.pad_time),
+            patch_size=patch_size,
+            in_chans=1,
+            num_classes=2,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            drop_rate=dropout,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vit(F.pad(x, (0, self.pad_time, 0, self.pad_freq)))
+
+
+ARCHITECTURES = {"cnn": CNN, "vit": ViT}
+
+
+def build_model(architecture: str, config: dict | None = None) -> nn.Module:
+    """Instantiate an architecture by name with its settings."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; expected one of {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[architecture](**(config or {}))

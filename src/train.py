@@ -1,0 +1,305 @@
+"""The one training loop behind `src.train_CNN` and `src.train_vision_transformer`.
+
+Reads clips from <root>/{ai,human}_split, holds out a test split by source recording,
+evaluates on <root>/validation_set/{ai,human}_split each epoch, steps a
+ReduceLROnPlateau scheduler on the validation loss, keeps the best and the last
+checkpoint, and writes the original's per-epoch log files. Runs on several processes
+or GPUs under `torchrun` (DistributedDataParallel; gloo on CPU, NCCL on CUDA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import os
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+from tqdm import tqdm
+
+from src.atomic import append_text_atomic
+from src.checkpoint import ModelInfo, read_checkpoint, save_checkpoint
+from src.dataset import ClipDataset, Item, labelled_clips, source_of, split_by_source
+from src.features import read_stats, stats_path, write_stats
+from src.metrics import Report, evaluate, format_test_line, format_validation_line
+from src.model import build_model
+from src.stats import compute_stats
+
+
+@dataclass
+class ArchSpec:
+    """What differs between the two train commands: model, defaults and log names."""
+
+    architecture: str
+    description: str
+    lr: float
+    epochs: int
+    output: str
+    log_dir: str
+    log_name: str
+    val_log_name: str
+    incorrect_log_name: str
+    validation_epoch_base: int  # the original numbers CNN validation epochs from 0, ViT from 1
+    model_options: dict = field(default_factory=dict)  # flag -> (type, default, help)
+
+
+def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m src.train_{'CNN' if spec.architecture == 'cnn' else 'vision_transformer'}",
+        description=spec.description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--root", default="data", help="data tree made by data.generate_dirs / convert_and_divide")
+    parser.add_argument("--epochs", type=int, default=spec.epochs, help="number of training epochs")
+    parser.add_argument("--batch-size", type=int, default=16, help="clips per batch (per process under torchrun)")
+    parser.add_argument("--lr", type=float, default=spec.lr, help="Adam learning rate")
+    parser.add_argument("--test-fraction", type=float, default=0.2,
+                        help="share of training recordings held out as the test split")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int, default=42, help="seed for weights, split and shuffling")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                        help="DataLoader worker processes (0 = load in the main process)")
+    parser.add_argument("--output", default=spec.output,
+                        help="best checkpoint path; the last epoch goes to <output stem>_last<suffix>")
+    parser.add_argument("--log-dir", default=spec.log_dir, help="folder for the per-epoch log files")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the last checkpoint next to --output (model, optimizer, scheduler)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    for flag, (kind, default, text) in spec.model_options.items():
+        parser.add_argument(flag, type=kind, default=default, help=text)
+    return parser
+
+
+def last_checkpoint_path(output: str | os.PathLike) -> Path:
+    output = Path(output)
+    return output.with_name(f"{output.stem}_last{output.suffix}")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        name = f"cuda:{local_rank}"
+    return torch.device(name)
+
+
+class Distributed:
+    """Process-group facts; a single process when not started by torchrun."""
+
+    def __init__(self, device_name: str):
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = resolve_device(device_name, self.local_rank)
+        if self.world_size > 1:
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def broadcast_float(self, value: float) -> float:
+        if not self.enabled:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64)
+        dist.broadcast(tensor, src=0)
+        return float(tensor.item())
+
+    def close(self) -> None:
+        if self.enabled:
+            dist.destroy_process_group()
+
+
+def load_or_compute_stats(root: Path, items: list[Item], workers: int, ddp: Distributed, progress: bool):
+    """The dataset's global stats from <root>/global_stats.txt, computed first if missing."""
+    path = stats_path(root)
+    if ddp.is_main and not path.exists():
+        print(f"{path} not found: computing the global statistics of the training clips first")
+        write_stats(path, compute_stats(items, workers=workers, progress=progress))
+    ddp.barrier()
+    return read_stats(path)
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, loader: DataLoader, device: torch.device, progress: bool, desc: str):
+    """AI probabilities, labels, dataset indices and mean cross-entropy over a loader."""
+    model.eval()
+    loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    probs, labels, indices, total_loss = [], [], [], 0.0
+    for x, y, idx in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
+        logits = model(x.to(device))
+        total_loss += loss_fn(logits, y.to(device)).item()
+        probs.append(torch.softmax(logits, dim=1)[:, 0].cpu())
+        labels.append(y)
+        indices.append(idx)
+    if not probs:
+        return np.array([]), np.array([], dtype=np.int64), np.array([], dtype=np.int64), math.nan
+    n = sum(len(y) for y in labels)
+    return torch.cat(probs).numpy(), torch.cat(labels).numpy(), torch.cat(indices).numpy(), total_loss / n
+
+
+def evaluate_split(model, loader, device, threshold, progress, desc) -> tuple[Report, list[str]]:
+    """Metrics on one split and the paths of the clips it got wrong."""
+    p_ai, labels, indices, loss = predict(model, loader, device, progress, desc)
+    report = evaluate(labels, p_ai, threshold, loss)
+    wrong = (p_ai >= threshold) != (labels == 0)
+    items = loader.dataset.items
+    return report, [items[i][0] for i in indices[wrong]]
+
+
+def train_one_epoch(model, loader, optimizer, device, epoch, epochs, progress) -> float:
+    model.train()
+    loss_fn = nn.CrossEntropyLoss()
+    total, seen, correct = 0.0, 0, 0
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not progress)
+    for x, y, _ in bar:
+        x, y = x.to(device), y.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(y)
+        seen += len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        bar.set_postfix(loss=f"{total / seen:.4f}", acc=f"{100 * correct / seen:.1f}%")
+    return total / max(seen, 1)
+
+
+def describe_data(train: list[Item], test: list[Item], validation: list[Item], root: Path) -> dict:
+    def count(items):
+        return {"clips": len(items), "recordings": len({source_of(p) for p, _ in items}),
+                "ai_clips": sum(1 for _, y in items if y == 0), "human_clips": sum(1 for _, y in items if y == 1)}
+
+    return {"data_root": str(root.resolve()), "train": count(train), "test": count(test),
+            "validation": count(validation),
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+
+
+def run(spec: ArchSpec, argv: list[str] | None = None) -> int:
+    """Parse arguments and train; returns the exit status."""
+    args = build_parser(spec).parse_args(argv)
+    ddp = Distributed(args.device)
+    progress = ddp.is_main and not args.no_progress
+    try:
+        return _train(spec, args, ddp, progress)
+    finally:
+        ddp.close()
+
+
+def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress: bool) -> int:
+    root = Path(args.root)
+    items = labelled_clips(root / "ai_split", root / "human_split")
+    if not any(y == 0 for _, y in items) or not any(y == 1 for _, y in items):
+        print(f"error: training needs clips in both {root / 'ai_split'} and {root / 'human_split'}; "
+              "put recordings in *_full and run `python -m data.convert_and_divide` first", file=sys.stderr)
+        return 2
+    train_items, test_items = split_by_source(items, args.test_fraction, args.seed)
+    val_items = labelled_clips(root / "validation_set" / "ai_split", root / "validation_set" / "human_split")
+    stats = load_or_compute_stats(root, items, args.workers, ddp, progress)
+
+    seed_everything(args.seed)
+    config = {key.lstrip("-").replace("-", "_"): getattr(args, key.lstrip("-").replace("-", "_"))
+              for key in spec.model_options}
+    model = build_model(spec.architecture, config).to(ddp.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "min", patience=10, factor=0.1)
+    info = ModelInfo(spec.architecture, config, stats.mean, stats.std,
+                     trained_on=describe_data(train_items, test_items, val_items, root))
+
+    start_epoch, best_loss = 0, math.inf
+    last_path = last_checkpoint_path(args.output)
+    if args.resume:
+        if not last_path.exists():
+            print(f"error: --resume: no checkpoint at {last_path}", file=sys.stderr)
+            return 2
+        state = read_checkpoint(last_path)
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best_loss = int(state["epoch"]) + 1, float(state["best_loss"])
+        print(f"resuming from {last_path} after epoch {start_epoch}")
+
+    if ddp.enabled:
+        device_ids = [ddp.device] if ddp.device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    train_set = ClipDataset(train_items, stats)
+    sampler = DistributedSampler(train_set, seed=args.seed) if ddp.enabled else None
+    generator = torch.Generator().manual_seed(args.seed)
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
+                              num_workers=args.workers, generator=generator, persistent_workers=args.workers > 0)
+    test_loader = DataLoader(ClipDataset(test_items, stats), batch_size=args.batch_size, num_workers=args.workers)
+    val_loader = DataLoader(ClipDataset(val_items, stats), batch_size=args.batch_size, num_workers=args.workers)
+
+    log_dir = Path(args.log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    if ddp.is_main:
+        print(f"{spec.architecture.upper()}: {len(train_items)} train / {len(test_items)} test / "
+              f"{len(val_items)} validation clips, device {ddp.device}, {ddp.world_size} process(es)")
+        if not val_items:
+            print("no validation_set clips: the best epoch is chosen on the test split")
+
+    for epoch in range(start_epoch, args.epochs):
+        seed_everything(args.seed + epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        generator.manual_seed(args.seed + epoch)
+        train_one_epoch(model, train_loader, optimizer, ddp.device, epoch, args.epochs, progress)
+        selection_loss = math.nan
+        if ddp.is_main:
+            selection_loss = _evaluate_and_log(spec, model, test_loader, val_loader, ddp.device, epoch, log_dir,
+                                               info.threshold, progress)
+        selection_loss = ddp.broadcast_float(selection_loss)
+        scheduler.step(selection_loss)
+        if ddp.is_main:
+            improved = selection_loss < best_loss
+            best_loss = min(best_loss, selection_loss)
+            if improved:
+                save_checkpoint(args.output, model, info, epoch=epoch, selection_loss=selection_loss)
+            save_checkpoint(last_path, model, info, epoch=epoch, best_loss=best_loss,
+                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict())
+            print(f"epoch {epoch + 1}/{args.epochs}: selection loss {selection_loss:.4f}, "
+                  f"lr {optimizer.param_groups[0]['lr']:.2e}{' (best so far)' if improved else ''}")
+        ddp.barrier()
+    if ddp.is_main:
+        print(f"best checkpoint: {args.output}\nlast checkpoint: {last_path}\nlogs: {log_dir}")
+    return 0
+
+
+def _evaluate_and_log(spec, model, test_loader, val_loader, device, epoch, log_dir, threshold, progress) -> float:
+    """Write the epoch's test, validation and misclassified-file logs; returns the selection loss."""
+    net = getattr(model, "module", model)
+    test_report, _ = evaluate_split(net, test_loader, device, threshold, progress, "test")
+    append_text_atomic(log_dir / spec.log_name, format_test_line(test_report))
+    if not len(val_loader.dataset):
+        return test_report.loss
+    val_report, wrong = evaluate_split(net, val_loader, device, threshold, progress, "validation")
+    append_text_atomic(log_dir / spec.val_log_name,
+                       format_validation_line(epoch + spec.validation_epoch_base, val_report))
+    append_text_atomic(log_dir / spec.incorrect_log_name, "".join(f"{p}\n" for p in wrong))
+    return val_report.loss
