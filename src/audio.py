@@ -87,7 +87,7 @@ def decode(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     except sf.LibsndfileError as exc:
         if shutil.which("ffmpeg") is not None:
             return _decode_with_ffmpeg(path)
-        raise AudioError(f"not decodable audio ({exc.error_string})") from exc
+        raise AudioError(f"not decodable: not audio, or a corrupt or unsupported file ({exc.error_string})") from exc
     except (RuntimeError, ValueError, OSError) as exc:
         raise AudioError(f"not decodable audio ({exc})") from exc
 
