@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -72,16 +73,19 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        blocked = re.search(r"GLOBAL (\S+)", str(exc))
+        if blocked is None:  # not a pickle of anything: garbage or a truncated file
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or not a checkpoint)") from exc
         raise CheckpointError(
-            f"{path}: refused: the file holds pickled objects other than weights, which could run "
-            f"code ({str(exc).splitlines()[0]})"
+            f"{path}: refused: the file holds pickled objects other than weights ({blocked.group(1)}), "
+            "which could run code"
         ) from exc
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc})") from exc
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc or type(exc).__name__})") from exc
 
 
-def _is_original_cnn(payload: dict) -> bool:
-    return "conv1.weight" in payload and "fc2.weight" in payload
+def _is_original_cnn(payload: object) -> bool:
+    return isinstance(payload, dict) and "conv1.weight" in payload and "fc2.weight" in payload
 
 
 def _check_contract(info: ModelInfo, path: Path) -> None:
