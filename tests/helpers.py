@@ -1,0 +1,85 @@
+"""Shared helpers for the tests: running the commands as real processes, log parsing, hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A float as Python or numpy prints it (repr of a float, or nan).
+FLOAT = r"(?:-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|nan)"
+# numpy's repr of a 2 x 2 integer matrix: `[[3030  319]\n [ 124 2936]]`.
+MATRIX = r"\[\[\s*(\d+)\s+(\d+)\]\n \[\s*(\d+)\s+(\d+)\]\]"
+HEAD = (
+    rf"Average loss: (\d+\.\d{{4}}), Accuracy: (\d+)/(\d+) \((\d+)%\), MCC: ({FLOAT}), F1: ({FLOAT}), "
+    rf"Average Log Loss: ({FLOAT}), Confusion Matrix: {MATRIX}"
+)
+# One entry of the test-set log (`regularlog1.txt`, `vision_transformer_log.txt`).
+TEST_ENTRY = re.compile(
+    rf"\nTest set: {HEAD}, Precision:({FLOAT}), Recall: ({FLOAT}), ROC AUC: ({FLOAT}), EER: ({FLOAT})"
+)
+# One entry of the validation log (`regular_validation1.txt`, `vision_transformer_val_log.txt`).
+VALIDATION_ENTRY = re.compile(rf"\nValidation (\d+): {HEAD}, EER: ({FLOAT})")
+
+
+def run_python(*args: str | os.PathLike, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python ARGS...` (this interpreter) in the repository root and capture its output."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def run_module(module: str, *args: str | os.PathLike, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m MODULE ARGS...` in the repository root."""
+    return run_python("-m", module, *args, timeout=timeout)
+
+
+def describe(result: subprocess.CompletedProcess) -> str:
+    """Exit status and output of a finished command, for assertion messages."""
+    return f"exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+
+
+def split_entries(text: str, pattern: re.Pattern) -> list[re.Match]:
+    """Parse a whole log file as consecutive entries; fails if anything else is in it."""
+    matches, position = [], 0
+    while position < len(text):
+        match = pattern.match(text, position)
+        assert match is not None, f"unexpected log text at {position}: {text[position:position + 300]!r}"
+        matches.append(match)
+        position = match.end()
+    return matches
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder`, keyed by relative path."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def files_named(folder: Path, suffix: str) -> list[Path]:
+    """Every file (hidden ones included) under `folder` whose name ends with `suffix`."""
+    return [Path(d, n) for d, _, names in os.walk(folder) for n in names if n.endswith(suffix)]
+
+
+def sine(seconds: float, sample_rate: int, freq: float = 440.0, amplitude: float = 0.4) -> np.ndarray:
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_audio(path: Path, samples: np.ndarray, sample_rate: int, subtype: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), samples, sample_rate, subtype=subtype)
+    return path
+
+
+def dominant_frequency(samples: np.ndarray, sample_rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / sample_rate)[np.argmax(spectrum)])
