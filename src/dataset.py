@@ -12,10 +12,12 @@ import random
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from src.audio import AudioError, fix_length, list_audio_files, load_audio
+from src.augment import Augmenter
 from src.features import Stats, features, log_power_spectrogram
 from src.metrics import AI, HUMAN
 
@@ -59,12 +61,14 @@ class ClipDataset(Dataset):
     """Labelled 3-s clips as spectrograms [1, 1025, 94].
 
     With `stats`, values are normalised model inputs; without, raw dB (for statistics).
+    With an `augmenter` (training only), each draw is randomly augmented.
     Items are (spectrogram, label, index into `items`).
     """
 
-    def __init__(self, items: list[Item], stats: Stats | None = None):
+    def __init__(self, items: list[Item], stats: Stats | None = None, augmenter: Augmenter | None = None):
         self.items = list(items)
         self.stats = stats
+        self.augmenter = augmenter
 
     def __len__(self) -> int:
         return len(self.items)
@@ -75,6 +79,14 @@ class ClipDataset(Dataset):
             samples = load_audio(path)
         except AudioError as exc:
             raise AudioError(f"{path}: {exc}") from exc
-        wave = torch.from_numpy(fix_length(samples)).unsqueeze(0)
+        samples = fix_length(samples)
+        rng = None
+        if self.augmenter is not None:
+            # torch's RNG is seeded per worker and per epoch by the DataLoader: reproducible draws
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+            samples = self.augmenter.waveform(samples, rng)
+        wave = torch.from_numpy(samples).unsqueeze(0)
         spec = features(wave, self.stats)[0] if self.stats else log_power_spectrogram(wave)
+        if rng is not None:
+            spec = self.augmenter.spectrogram(spec, rng)
         return spec, label, index

@@ -27,6 +27,7 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from src.atomic import append_text_atomic
+from src.augment import Augmenter, describe
 from src.checkpoint import ModelInfo, read_checkpoint, save_checkpoint
 from src.dataset import ClipDataset, Item, labelled_clips, source_of, split_by_source
 from src.features import read_stats, stats_path, write_stats
@@ -73,6 +74,10 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
     parser.add_argument("--log-dir", default=spec.log_dir, help="folder for the per-epoch log files")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the last checkpoint next to --output (model, optimizer, scheduler)")
+    parser.add_argument("--augment-prob", type=float, default=0.5,
+                        help="share of training clips augmented (noise, reverb, codecs, band-limiting, masks); 0 = off")
+    parser.add_argument("--noise-dir", help="folder of background noise recordings mixed under training clips")
+    parser.add_argument("--rir-dir", help="folder of room impulse responses for reverberation")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     for flag, (kind, default, text) in spec.model_options.items():
         parser.add_argument(flag, type=kind, default=default, help=text)
@@ -229,8 +234,10 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     model = build_model(spec.architecture, config).to(ddp.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "min", patience=10, factor=0.1)
-    info = ModelInfo(spec.architecture, config, stats.mean, stats.std,
-                     trained_on=describe_data(train_items, test_items, val_items, root))
+    augmenter = Augmenter(args.augment_prob, args.noise_dir, args.rir_dir) if args.augment_prob > 0 else None
+    trained_on = {**describe_data(train_items, test_items, val_items, root), "augmentation": describe(augmenter),
+                  "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed}
+    info = ModelInfo(spec.architecture, config, stats.mean, stats.std, trained_on=trained_on)
 
     start_epoch, best_loss = 0, math.inf
     last_path = last_checkpoint_path(args.output)
@@ -248,7 +255,7 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     if ddp.enabled:
         device_ids = [ddp.device] if ddp.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-    train_set = ClipDataset(train_items, stats)
+    train_set = ClipDataset(train_items, stats, augmenter)
     sampler = DistributedSampler(train_set, seed=args.seed) if ddp.enabled else None
     generator = torch.Generator().manual_seed(args.seed)
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
