@@ -133,3 +133,14 @@ def load_model(path: str | os.PathLike, architecture: str | None = None) -> tupl
         raise CheckpointError(f"{path}: weights do not fit the {info.architecture} architecture ({detail})") from exc
     model.eval()
     return model, info
+
+
+def set_threshold(path: str | os.PathLike, threshold: float) -> None:
+    """Store a new decision threshold (P(AI) at or above it = AI) in a checkpoint, atomically."""
+    payload = read_checkpoint(path)
+    if _is_original_cnn(payload) or "info" not in payload:
+        raise CheckpointError(f"{path}: only this toolkit's checkpoints can store a threshold")
+    payload["info"]["threshold"] = float(threshold)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes_atomic(path, buffer.getvalue())

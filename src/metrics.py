@@ -116,3 +116,36 @@ def format_test_line(report: Report) -> str:
 def format_validation_line(epoch: int, report: Report) -> str:
     """The original's per-epoch hold-out validation log entry, with EER appended."""
     return f"\nValidation {epoch}: {_head(report)}, EER: {report.eer}"
+
+
+def detection_metrics(labels: np.ndarray, p_ai: np.ndarray, threshold: float) -> dict:
+    """Detector-level metrics with AI as the positive class (what the evaluate command reports).
+
+    `eer_threshold_ai` is the P(AI) threshold at the EER point: call AI when P(AI) >= it.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    p_ai = np.asarray(p_ai, dtype=np.float64)
+    is_ai = labels == AI
+    predicted_ai = p_ai >= threshold
+    eer, eer_threshold_human = equal_error_rate(1 - p_ai[~is_ai], 1 - p_ai[is_ai])
+    tp = int((predicted_ai & is_ai).sum())
+    fp = int((predicted_ai & ~is_ai).sum())
+    fn = int((~predicted_ai & is_ai).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    both = bool(is_ai.any() and (~is_ai).any())
+    return {
+        "n_human": int((~is_ai).sum()),
+        "n_ai": int(is_ai.sum()),
+        "eer": eer,
+        "eer_threshold_ai": 1 - eer_threshold_human if both else math.nan,
+        "roc_auc": float(roc_auc_score(is_ai, p_ai)) if both else math.nan,
+        "threshold": threshold,
+        "accuracy": float((predicted_ai == is_ai).mean()) if labels.size else math.nan,
+        "precision_ai": precision,
+        "recall_ai": recall,
+        "f1_ai": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "mcc": float(matthews_corrcoef(is_ai, predicted_ai)) if labels.size else math.nan,
+        "false_alarm_rate": fp / max(1, int((~is_ai).sum())),
+        "miss_rate": fn / max(1, int(is_ai.sum())),
+    }
