@@ -16,18 +16,25 @@ REPO = Path(__file__).resolve().parents[1]
 
 # A float as Python or numpy prints it (repr of a float, or nan).
 FLOAT = r"(?:-?\d+(?:\.\d+)?(?:e[-+]?\d+)?|nan)"
-# numpy's repr of a 2 x 2 integer matrix: `[[3030  319]\n [ 124 2936]]`.
-MATRIX = r"\[\[\s*(\d+)\s+(\d+)\]\n \[\s*(\d+)\s+(\d+)\]\]"
+# numpy's repr of a 2 x 2 integer matrix: `[[3030  319]\n [ 124 2936]]` (rows: true AI, human).
+MATRIX = r"\[\[\s*(?P<m00>\d+)\s+(?P<m01>\d+)\]\n \[\s*(?P<m10>\d+)\s+(?P<m11>\d+)\]\]"
 HEAD = (
-    rf"Average loss: (\d+\.\d{{4}}), Accuracy: (\d+)/(\d+) \((\d+)%\), MCC: ({FLOAT}), F1: ({FLOAT}), "
-    rf"Average Log Loss: ({FLOAT}), Confusion Matrix: {MATRIX}"
+    rf"Average loss: (?P<loss>\d+\.\d{{4}}), Accuracy: (?P<correct>\d+)/(?P<total>\d+) \((?P<percent>\d+)%\), "
+    rf"MCC: (?P<mcc>{FLOAT}), F1: (?P<f1>{FLOAT}), Average Log Loss: (?P<log_loss>{FLOAT}), "
+    rf"Confusion Matrix: {MATRIX}"
 )
 # One entry of the test-set log (`regularlog1.txt`, `vision_transformer_log.txt`).
 TEST_ENTRY = re.compile(
-    rf"\nTest set: {HEAD}, Precision:({FLOAT}), Recall: ({FLOAT}), ROC AUC: ({FLOAT}), EER: ({FLOAT})"
+    rf"\nTest set: {HEAD}, Precision:(?P<precision>{FLOAT}), Recall: (?P<recall>{FLOAT}), "
+    rf"ROC AUC: (?P<auc>{FLOAT}), EER: (?P<eer>{FLOAT})"
 )
 # One entry of the validation log (`regular_validation1.txt`, `vision_transformer_val_log.txt`).
-VALIDATION_ENTRY = re.compile(rf"\nValidation (\d+): {HEAD}, EER: ({FLOAT})")
+VALIDATION_ENTRY = re.compile(rf"\nValidation (?P<epoch>\d+): {HEAD}, EER: (?P<eer>{FLOAT})")
+
+
+def matrix(match: re.Match) -> list[int]:
+    """The confusion matrix of a parsed log entry, row by row."""
+    return [int(match[k]) for k in ("m00", "m01", "m10", "m11")]
 
 
 def run_python(*args: str | os.PathLike, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from src.metrics import AI, HUMAN, equal_error_rate, evaluate, format_test_line, format_validation_line
-from tests.helpers import TEST_ENTRY, VALIDATION_ENTRY
+from tests.helpers import TEST_ENTRY, VALIDATION_ENTRY, matrix
 
 
 def brute_force_eers(bonafide: np.ndarray, spoof: np.ndarray) -> set[float]:
@@ -101,13 +101,13 @@ def test_test_line_format():
     line = format_test_line(report)
     match = TEST_ENTRY.fullmatch(line)
     assert match, line
-    loss, correct, total, percent = match.group(1, 2, 3, 4)
-    assert (loss, int(correct), int(total)) == ("0.0123", report.correct, 55)
-    assert int(percent) == round(100 * report.correct / 55)
-    assert float(match.group(5)) == pytest.approx(report.mcc) and float(match.group(6)) == pytest.approx(report.f1)
-    assert [int(v) for v in match.group(8, 9, 10, 11)] == report.confusion.ravel().tolist()
-    assert float(match.group(12)) == report.precision and float(match.group(13)) == report.recall
-    assert float(match.group(14)) == report.roc_auc and float(match.group(15)) == report.eer
+    assert (match["loss"], int(match["correct"]), int(match["total"])) == ("0.0123", report.correct, 55)
+    assert int(match["percent"]) == round(100 * report.correct / 55)
+    assert float(match["mcc"]) == report.mcc and float(match["f1"]) == report.f1
+    assert float(match["log_loss"]) == 0.0123456
+    assert matrix(match) == report.confusion.ravel().tolist()
+    assert float(match["precision"]) == report.precision and float(match["recall"]) == report.recall
+    assert float(match["auc"]) == report.roc_auc and float(match["eer"]) == report.eer
     assert line.startswith("\nTest set: Average loss: ") and ", Precision:0." in line
     assert "Confusion Matrix: [[" in line and "]\n [" in line  # numpy's two-line matrix, as the original
 
@@ -117,9 +117,9 @@ def test_validation_line_format():
     line = format_validation_line(7, report)
     match = VALIDATION_ENTRY.fullmatch(line)
     assert match, line
-    assert match.group(1) == "7"
-    assert [int(v) for v in match.group(9, 10, 11, 12)] == report.confusion.ravel().tolist()
-    assert float(match.group(13)) == report.eer
+    assert match["epoch"] == "7" and int(match["correct"]) == report.correct
+    assert matrix(match) == report.confusion.ravel().tolist()
+    assert float(match["eer"]) == report.eer
     assert "Precision" not in line and "ROC AUC" not in line
 
 
