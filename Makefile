@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+SOURCES ?= ../shared/data
+TRAINSET ?= data
 
-.PHONY: demo test lint clean-venv
+.PHONY: demo test lint recipe-deps training-data weights clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,13 +14,27 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m src.inference_CNN assets/sample_human.mp3
+	$(PY) -m src.inference_CNN assets/sample_human.mp3 assets/sample_ai.mp3 --format csv
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+
+# --- the recipe behind pretrained_weights/ (see README, "Shipped weights") ---
+$(VENV)/.recipe: $(VENV)/.installed requirements-recipe.txt
+	apt-get update -qq && apt-get install -y -qq espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+	$(PY) -m pip install --quiet -r requirements-recipe.txt
+	$(PY) -m pip install --quiet --no-deps pyopenjtalk-plus==0.4.1.post10 sudachipy==0.7.0
+	touch $@
+
+recipe-deps: $(VENV)/.recipe
+
+training-data: $(VENV)/.recipe
+	$(PY) -m data.build_training_set --sources $(SOURCES) --out $(TRAINSET)
+	$(PY) -m data.convert_and_divide --root $(TRAINSET)
+	$(PY) getGlobalStats.py --root $(TRAINSET)
 
 clean-venv:
 	rm -rf $(VENV)
