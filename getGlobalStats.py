@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from src.cli import HelpFormatter
 from src.dataset import labelled_clips
 from src.features import stats_path, write_stats
 from src.stats import compute_stats
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Exact mean and standard deviation of the dB spectrogram values (relative to each "
         "clip's maximum, 80 dB floor) over every clip in <root>/ai_split and <root>/human_split, "
         "streamed over all values. Written to <root>/global_stats.txt for training to pick up.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--root", default="data", help="root of the data tree")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="loader processes")

@@ -41,6 +41,7 @@ from tqdm import tqdm
 from data import generators
 from data.texts import english_sentences, japanese_sentences
 from src.audio import SAMPLE_RATE, load_audio
+from src.cli import HelpFormatter
 
 VALIDATION_REPOS = {"shivammehta25/Matcha-TTS", "DIN05AUR/Audio_DeepFake_Detection"}
 VALIDATION_SPEAKER_SHARE = 0.2
@@ -321,7 +322,7 @@ def write_manifest(path: Path, recordings: list[Recording]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data.build_training_set", description=__doc__.split("\n\n")[2],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--sources", default="../shared/data", help="folder with human/, demo-pool/ (READMEs there)")
     parser.add_argument("--out", default="data", help="data tree to fill (its *_full folders)")
     parser.add_argument("--seed", type=int, default=0, help="seed for splits, generators and channels")

@@ -23,6 +23,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from src.audio import SAMPLE_RATE, load_audio, mp3_normalise
+from src.cli import HelpFormatter
 
 FEATURES = ["duration_s", "rms_db", "peak_db", "rolloff99_hz", "silence_share", "zero_share"]
 
@@ -42,7 +43,7 @@ def measure(path: str) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data.check_shortcuts", description=__doc__.split("\n\n")[1],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--manifest", default="data/manifest.csv", help="manifest written by build_training_set")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes")
     parser.add_argument("--report", help="also write the results as JSON here")

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from data.layout import all_dirs
+from src.cli import HelpFormatter
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m data.generate_dirs",
         description="Create <root>/{ai,human}_{full,converted,split} and the same six folders under "
         "<root>/validation_set. Existing folders and files are left untouched.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--root", default="data", help="root of the data tree")
     args = parser.parse_args(argv)

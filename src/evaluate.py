@@ -24,6 +24,7 @@ from tqdm import tqdm
 from src.atomic import write_bytes_atomic, write_text_atomic
 from src.audio import list_audio_files
 from src.checkpoint import CheckpointError, set_threshold
+from src.cli import HelpFormatter
 from src.inference import Detector
 from src.metrics import AI, HUMAN, detection_metrics
 
@@ -127,7 +128,7 @@ def plot_roc_det(labels: np.ndarray, p_ai: np.ndarray, path: Path, title: str) -
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m src.evaluate", description=__doc__.split("\n\n")[1],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--weights", required=True, help="checkpoint to evaluate")
     parser.add_argument("--manifest", help="CSV with columns path (relative to the CSV) and label (ai/human)")
     parser.add_argument("--split", help="only manifest rows whose 'split' column has this value")

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from src.atomic import append_text_atomic, write_text_atomic
 from src.checkpoint import CheckpointError
+from src.cli import HelpFormatter
 from src.inference import Detector, find_inputs
 from src.metrics import AI, HUMAN, evaluate
 
@@ -36,7 +37,7 @@ def build_parser(architecture: str, default_weights: str, default_log_dir: str) 
             "mean_ai_probability, a per-window timeline and the model used; a file that cannot be "
             "analysed gets an 'error' instead. Exit status 1 when any file failed."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="audio files and/or folders (scanned recursively)")
     parser.add_argument("--model", "--weights", dest="weights", default=default_weights, help="checkpoint to use")

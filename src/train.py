@@ -29,6 +29,7 @@ from tqdm import tqdm
 from src.atomic import append_text_atomic
 from src.augment import Augmenter, describe
 from src.checkpoint import ModelInfo, read_checkpoint, save_checkpoint
+from src.cli import HelpFormatter
 from src.dataset import ClipDataset, Item, labelled_clips, source_of, split_by_source
 from src.features import read_stats, stats_path, write_stats
 from src.metrics import Report, evaluate, format_test_line, format_validation_line
@@ -57,7 +58,7 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"python -m src.train_{'CNN' if spec.architecture == 'cnn' else 'vision_transformer'}",
         description=spec.description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--root", default="data", help="data tree made by data.generate_dirs / convert_and_divide")
     parser.add_argument("--epochs", type=int, default=spec.epochs, help="number of training epochs")
