@@ -263,8 +263,10 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     train_set = ClipDataset(train_items, stats, augmenter)
     sampler = DistributedSampler(train_set, seed=args.seed) if ddp.enabled else None
     generator = torch.Generator().manual_seed(args.seed)
+    # Workers are started afresh every epoch from `generator`, re-seeded per epoch, so the shuffle and the
+    # workers' augmentation draws depend on (seed, epoch) only and a resumed run repeats them exactly.
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
-                              num_workers=args.workers, generator=generator, persistent_workers=args.workers > 0)
+                              num_workers=args.workers, generator=generator)
     test_loader = DataLoader(ClipDataset(test_items, stats), batch_size=args.batch_size, num_workers=args.workers)
     val_loader = DataLoader(ClipDataset(val_items, stats), batch_size=args.batch_size, num_workers=args.workers)
 

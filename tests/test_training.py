@@ -139,6 +139,39 @@ def test_resume_continues_where_it_stopped(cnn_run: TrainingRun):
     assert state["optimizer"]["state"], "Adam moments are saved"
 
 
+def test_resumed_run_equals_an_uninterrupted_run(cnn_run: TrainingRun, data_tree: DataTree, tmp_path: Path):
+    # Same seed, same flags, two epochs in one go: weights, optimizer state and logs are identical
+    # to the run that stopped after one epoch and was resumed.
+    output, log_dir = tmp_path / "models" / "cnn.pth", tmp_path / "CNNLogs"
+    result = run_module("src.train_CNN", "--root", data_tree.root, "--output", output, "--log-dir", log_dir,
+                        "--epochs", "2", *TRAIN_OPTIONS)
+    assert result.returncode == 0, describe(result)
+    straight, resumed = read_checkpoint(output.with_name("cnn_last.pth")), read_checkpoint(cnn_run.last)
+    assert straight["state_dict"].keys() == resumed["state_dict"].keys()
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
+    for index, moments in straight["optimizer"]["state"].items():
+        assert torch.equal(moments["exp_avg"], resumed["optimizer"]["state"][index]["exp_avg"])
+    for name in CNN_LOGS:
+        assert (log_dir / name).read_text() == (cnn_run.log_dir / name).read_text(), name
+
+
+def test_resume_with_loader_workers_equals_an_uninterrupted_run(data_tree: DataTree, tmp_path: Path):
+    # With DataLoader worker processes the shuffle and the workers' augmentation draws must also
+    # depend only on (seed, epoch), or a resumed run would train on other batches.
+    options = [opt if opt != "0" else "2" for opt in TRAIN_OPTIONS]
+    assert options[:2] == ["--workers", "2"]
+    common = ["--root", data_tree.root, "--augment-prob", "0.5", *options]
+    resumed, straight = tmp_path / "resumed" / "cnn.pth", tmp_path / "straight" / "cnn.pth"
+    for args in (["--output", resumed, "--epochs", "1"], ["--output", resumed, "--epochs", "2", "--resume"],
+                 ["--output", straight, "--epochs", "2"]):
+        result = run_module("src.train_CNN", *common, *args, "--log-dir", args[1].parent / "logs")
+        assert result.returncode == 0, describe(result)
+    a = read_checkpoint(resumed.with_name("cnn_last.pth"))["state_dict"]
+    b = read_checkpoint(straight.with_name("cnn_last.pth"))["state_dict"]
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
 def test_resume_without_a_checkpoint_is_refused(data_tree: DataTree, tmp_path: Path):
     result = run_module("src.train_CNN", "--root", data_tree.root, "--output", tmp_path / "m.pth", "--log-dir",
                         tmp_path / "logs", "--epochs", "1", "--resume", *TRAIN_OPTIONS)
