@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from src.features import read_stats
 from src.metrics import AI, HUMAN
 from tests.conftest import TRAIN_OPTIONS, DataTree, TrainingRun
 from tests.helpers import (
-    REPO,
     TEST_ENTRY,
     VALIDATION_ENTRY,
     describe,
@@ -267,8 +265,3 @@ def test_torchrun_two_processes(data_tree: DataTree, tmp_path: Path):
         model, info = load_model(path, "cnn")
         assert info.trained_on["train"]["clips"] + info.trained_on["test"]["clips"] == len(training_clips(data_tree))
     assert math.isfinite(read_checkpoint(output)["selection_loss"])
-
-
-def test_python_is_this_interpreter():
-    # The end-to-end tests run the commands with this interpreter from the repository root.
-    assert Path(sys.executable).exists() and (REPO / "src" / "train.py").is_file()
