@@ -18,6 +18,7 @@ those (unless the source is newer) and redoes anything interrupted.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 from collections import Counter
@@ -61,12 +62,19 @@ def converted_name(relative: Path) -> Path:
     return relative if relative.suffix == ".mp3" else relative.with_name(relative.name + ".mp3")
 
 
-def plan_jobs(full_dir: Path, converted_dir: Path, split_dir: Path) -> list[Job]:
-    jobs = []
+def plan_jobs(full_dir: Path, converted_dir: Path, split_dir: Path) -> tuple[list[Job], list[Outcome]]:
+    """One job per recording, and a failure for any whose output name another recording already takes
+    (e.g. `a.wav` and `a.wav.mp3` side by side)."""
+    jobs, clashes, claimed = [], [], {}
     for source in list_audio_files(full_dir):
         relative = converted_name(source.relative_to(full_dir))
+        if relative in claimed:
+            reason = f"its output name {relative} is taken by {claimed[relative].name}: rename one of them"
+            clashes.append(Outcome(source, "failed", reason=reason))
+            continue
+        claimed[relative] = source
         jobs.append(Job(source, converted_dir / relative, split_dir / relative.parent))
-    return jobs
+    return jobs, clashes
 
 
 def is_done(job: Job) -> bool:
@@ -112,13 +120,12 @@ def run_folder(full_dir: Path, converted_dir: Path, split_dir: Path, workers: in
     for folder in (converted_dir, split_dir):
         folder.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(folder)
-    jobs = plan_jobs(full_dir, converted_dir, split_dir)
+    jobs, clashes = plan_jobs(full_dir, converted_dir, split_dir)
     counts: Counter = Counter()
-    if not jobs:
-        return counts
     with Pool(workers) as pool:
-        outcomes = pool.imap_unordered(process, jobs, chunksize=1)
-        for outcome in tqdm(outcomes, total=len(jobs), desc=str(full_dir), unit="file", disable=not progress):
+        outcomes = itertools.chain(clashes, pool.imap_unordered(process, jobs, chunksize=1))
+        for outcome in tqdm(outcomes, total=len(jobs) + len(clashes), desc=str(full_dir), unit="file",
+                            disable=not progress):
             counts[outcome.status] += 1
             counts["clips"] += outcome.clips
             if outcome.status in ("failed", "short"):

@@ -262,3 +262,17 @@ def test_missing_root_is_a_clear_error(tmp_path: Path):
     result = run_module("data.convert_and_divide", "--root", tmp_path / "nowhere")
     assert result.returncode == 2
     assert "run python -m data.generate_dirs" in result.stderr
+
+
+def test_two_inputs_that_would_share_an_output_name_are_not_overwritten(tmp_path: Path):
+    root = tmp_path / "data"
+    assert run_module("data.generate_dirs", "--root", root).returncode == 0
+    first = write_recording(root / "ai_full" / "a.wav", "ai", 4.0, seed=1)
+    second = write_recording(root / "ai_full" / "a.wav.mp3", "ai", 5.0, seed=2)
+    result = run_module("data.convert_and_divide", "--root", root, "--workers", "1", "--no-progress")
+    assert result.returncode == 1, describe(result)
+    # files are taken in sorted order: a.wav claims the name, a.wav.mp3 is reported and left alone
+    assert f"failed: {second}: its output name a.wav.mp3 is taken by {first.name}" in result.stderr
+    assert "1 converted" in result.stdout and "1 failed" in result.stdout
+    kept = load_audio(root / "ai_converted" / "a.wav.mp3")
+    assert abs(len(kept) / SAMPLE_RATE - 4.0) < 0.05
