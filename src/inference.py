@@ -76,20 +76,23 @@ class Detector:
         except AudioError as exc:
             return {"name": name, "error": str(exc)}
         starts, p_ai = self.window_probabilities(samples)
-        is_ai = p_ai >= self.info.threshold
-        mean_ai = float(p_ai.mean())
+        # Verdicts follow the reported (rounded) probabilities, so that a threshold fitted on reported
+        # scores (src.evaluate --fit-threshold) gives the same verdicts here.
+        window_ai = [round(float(p), 6) for p in p_ai]
+        mean_ai = round(float(p_ai.mean()), 6)
+        is_ai = np.array(window_ai) >= self.info.threshold
         percent_ai = round(100.0 * float(is_ai.mean()), 2)
         return {
             "name": name,
             "Percent_AI": percent_ai,
             "Percent_Human": round(100.0 - percent_ai, 2),
             "Prediction": "ai" if mean_ai >= self.info.threshold else "human",
-            "mean_ai_probability": round(mean_ai, 6),
+            "mean_ai_probability": mean_ai,
             "duration_s": round(len(samples) / SAMPLE_RATE, 3),
             "windows": [
                 {"start": round(s / SAMPLE_RATE, 3), "end": round((s + CLIP_SAMPLES) / SAMPLE_RATE, 3),
-                 "ai_probability": round(float(p), 6)}
-                for s, p in zip(starts, p_ai, strict=True)
+                 "ai_probability": p}
+                for s, p in zip(starts, window_ai, strict=True)
             ],
             "model": self.description,
         }

@@ -122,12 +122,15 @@ def detection_metrics(labels: np.ndarray, p_ai: np.ndarray, threshold: float) ->
     """Detector-level metrics with AI as the positive class (what the evaluate command reports).
 
     `eer_threshold_ai` is the P(AI) threshold at the EER point: call AI when P(AI) >= it.
+    The EER is computed on -P(AI) as the bona fide score (same ranking as P(human)): negation is
+    exact in floating point, so the threshold maps back to P(AI) exactly, while 1 - (1 - p) can
+    land one ulp above p and flip the file at the threshold.
     """
     labels = np.asarray(labels, dtype=np.int64)
     p_ai = np.asarray(p_ai, dtype=np.float64)
     is_ai = labels == AI
     predicted_ai = p_ai >= threshold
-    eer, eer_threshold_human = equal_error_rate(1 - p_ai[~is_ai], 1 - p_ai[is_ai])
+    eer, eer_threshold_bonafide = equal_error_rate(-p_ai[~is_ai], -p_ai[is_ai])
     tp = int((predicted_ai & is_ai).sum())
     fp = int((predicted_ai & ~is_ai).sum())
     fn = int((~predicted_ai & is_ai).sum())
@@ -138,7 +141,7 @@ def detection_metrics(labels: np.ndarray, p_ai: np.ndarray, threshold: float) ->
         "n_human": int((~is_ai).sum()),
         "n_ai": int(is_ai.sum()),
         "eer": eer,
-        "eer_threshold_ai": 1 - eer_threshold_human if both else math.nan,
+        "eer_threshold_ai": -eer_threshold_bonafide if both else math.nan,
         "roc_auc": float(roc_auc_score(is_ai, p_ai)) if both else math.nan,
         "threshold": threshold,
         "accuracy": float((predicted_ai == is_ai).mean()) if labels.size else math.nan,
