@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from data import generators
 from data.texts import english_sentences, japanese_sentences
-from src.audio import SAMPLE_RATE, load_audio
+from src.audio import SAMPLE_RATE, fix_length, load_audio
 from src.cli import HelpFormatter
 
 VALIDATION_REPOS = {"shivammehta25/Matcha-TTS", "DIN05AUR/Audio_DeepFake_Detection"}
@@ -95,18 +95,24 @@ def prepare(samples: np.ndarray, rate: int) -> np.ndarray:
 
 
 def channel(samples: np.ndarray, kind: str) -> np.ndarray:
-    """Band-limit like the human sources' channels: 'wide', 'g722' (7 kHz) or 'phone8k' / 'gsm'."""
+    """Band-limit like the human sources' channels: 'wide', 'g722' (7 kHz) or 'phone8k' / 'gsm'.
+
+    The length is kept: the GSM codec's padding of its last block is dropped, and the
+    resampling round trips are trimmed or padded back to the input length.
+    """
     if kind == "g722":
-        return soxr.resample(soxr.resample(samples, SAMPLE_RATE, 14000), 14000, SAMPLE_RATE).astype(np.float32)
-    if kind in ("phone8k", "gsm"):
+        out = soxr.resample(soxr.resample(samples, SAMPLE_RATE, 14000), 14000, SAMPLE_RATE)
+    elif kind in ("phone8k", "gsm"):
         narrow = soxr.resample(samples, SAMPLE_RATE, 8000).astype(np.float32)
         if kind == "gsm":
             buffer = io.BytesIO()
             sf.write(buffer, np.clip(narrow, -1, 1), 8000, format="WAV", subtype="GSM610")
             buffer.seek(0)
-            narrow = sf.read(buffer, dtype="float32")[0]
-        return soxr.resample(narrow, 8000, SAMPLE_RATE).astype(np.float32)
-    return samples
+            narrow = sf.read(buffer, dtype="float32")[0][: len(narrow)]
+        out = soxr.resample(narrow, 8000, SAMPLE_RATE)
+    else:
+        return samples
+    return fix_length(out.astype(np.float32), len(samples))
 
 
 def write_flac(path: Path, samples: np.ndarray, rng: np.random.Generator) -> float:
