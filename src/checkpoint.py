@@ -8,6 +8,7 @@ normalisation statistics.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pickle
@@ -65,11 +66,36 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, info: ModelInfo, 
     write_bytes_atomic(path, buffer.getvalue())
 
 
+CHECKSUM_FILE = "SHA256SUMS"
+
+
+def recorded_checksums(folder: Path) -> dict[str, str]:
+    """File name -> sha256 from a folder's SHA256SUMS (`sha256sum` format), empty when there is none."""
+    sums = folder / CHECKSUM_FILE
+    if not sums.is_file():
+        return {}
+    pairs = (line.split(maxsplit=1) for line in sums.read_text().splitlines() if line.strip())
+    return {name.strip().lstrip("*"): digest for digest, name in pairs}
+
+
+def verify_checksum(path: Path) -> None:
+    """Check a file against the SHA256SUMS beside it, when that file lists it (shipped weights)."""
+    expected = recorded_checksums(path.parent)
+    if path.name not in expected:
+        return
+    sums = path.parent / CHECKSUM_FILE
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if actual != expected[path.name]:
+        raise CheckpointError(f"{path}: checksum mismatch: {sums} records {expected[path.name]}, the file has "
+                              f"{actual}; it is corrupt, truncated or was replaced")
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint file safely; pickled code is refused, not run."""
+    """Load a checkpoint file safely; pickled code is refused, not run, and shipped weights are checksummed."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
+    verify_checksum(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -137,6 +163,8 @@ def load_model(path: str | os.PathLike, architecture: str | None = None) -> tupl
 
 def set_threshold(path: str | os.PathLike, threshold: float) -> None:
     """Store a new decision threshold (P(AI) at or above it = AI) in a checkpoint, atomically."""
+    if Path(path).name in recorded_checksums(Path(path).parent):
+        raise CheckpointError(f"{path}: shipped weights are checksummed; copy the file elsewhere to change it")
     payload = read_checkpoint(path)
     if _is_original_cnn(payload) or "info" not in payload:
         raise CheckpointError(f"{path}: only this toolkit's checkpoints can store a threshold")

@@ -237,3 +237,26 @@ def test_cnn_sees_the_last_frames():
     changed[..., 84:] += 3.0
     with torch.no_grad():
         assert (model(x) - model(changed)).abs().max() > 1e-4
+
+
+def test_shipped_weights_are_checked_against_their_recorded_checksum(tmp_path: Path):
+    import hashlib
+
+    from src.checkpoint import set_threshold
+
+    path = tmp_path / "CNN.pth"
+    save_checkpoint(path, CNN(), ModelInfo("cnn"))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    (tmp_path / "SHA256SUMS").write_text(f"{digest}  CNN.pth\n")
+    load_model(path)  # recorded and matching: loads
+    with pytest.raises(CheckpointError, match="copy the file elsewhere"):
+        set_threshold(path, 0.7)  # shipped weights are not rewritten in place
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF  # one flipped byte
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_model(path)
+    (tmp_path / "SHA256SUMS").write_text(f"{digest}  other.pth\n")  # not listed: no check
+    with pytest.raises(CheckpointError) as not_listed:
+        load_model(path)
+    assert "checksum" not in str(not_listed.value)
