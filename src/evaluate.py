@@ -54,8 +54,9 @@ def rows_from_dirs(human_dir: str, ai_dir: str) -> list[dict]:
 def score_rows(detector: Detector, rows: list[dict], progress: bool) -> tuple[list[dict], list[dict]]:
     """Add `p_ai` to each row that could be analysed; return (scored, failed)."""
     scored, failed = [], []
-    for row in tqdm(rows, desc="scoring", unit="file", disable=not progress):
-        result = detector.analyse(row["path"])
+    results = detector.analyse_many(row["path"] for row in rows)
+    for row, result in tqdm(zip(rows, results, strict=True), total=len(rows), desc="scoring", unit="file",
+                            disable=not progress):
         if "error" in result:
             failed.append({**row, "error": result["error"]})
         else:

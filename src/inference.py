@@ -9,6 +9,9 @@ gets an `error` with the reason, never a verdict.
 from __future__ import annotations
 
 import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -68,13 +71,33 @@ class Detector:
             raise AudioError("digital silence: every sample is zero, nothing to analyse")
         return mp3_normalise(samples) if self.info.mp3_kbps else samples
 
+    def _prepare_or_error(self, path: str | os.PathLike) -> np.ndarray | AudioError:
+        try:
+            return self.prepare(path)
+        except AudioError as exc:
+            return exc
+
     def analyse(self, path: str | os.PathLike) -> dict:
         """Result for one file: the original's fields, the timeline and the model, or an error."""
+        return self._result(path, self._prepare_or_error(path))
+
+    def analyse_many(self, paths: Iterable[str | os.PathLike], prefetch: int = 2) -> Iterator[dict]:
+        """Results in order; the next files are decoded in a background thread while one is scored."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending: deque = deque()
+            for path in paths:
+                pending.append((path, pool.submit(self._prepare_or_error, path)))
+                if len(pending) > prefetch:
+                    done, future = pending.popleft()
+                    yield self._result(done, future.result())
+            while pending:
+                done, future = pending.popleft()
+                yield self._result(done, future.result())
+
+    def _result(self, path: str | os.PathLike, samples: np.ndarray | AudioError) -> dict:
         name = str(path)
-        try:
-            samples = self.prepare(path)
-        except AudioError as exc:
-            return {"name": name, "error": str(exc)}
+        if isinstance(samples, AudioError):
+            return {"name": name, "error": str(samples)}
         starts, p_ai = self.window_probabilities(samples)
         # Verdicts follow the reported (rounded) probabilities, so that a threshold fitted on reported
         # scores (src.evaluate --fit-threshold) gives the same verdicts here.

@@ -74,12 +74,14 @@ def render(results: list[dict], fmt: str) -> str:
 
 def analyse_all(detector: Detector, files: list[Path], progress: bool) -> list[dict]:
     results = []
-    for path in tqdm(files, desc="analysing", unit="file", disable=not progress or len(files) < 2,
-                     file=sys.stderr):
-        result = detector.analyse(path)
+    bar = tqdm(total=len(files), desc="analysing", unit="file", disable=not progress or len(files) < 2,
+               file=sys.stderr)
+    for path, result in zip(files, detector.analyse_many(files), strict=True):
         if "error" in result:
             tqdm.write(f"error: {path}: {result['error']}", file=sys.stderr)
         results.append(result)
+        bar.update()
+    bar.close()
     return results
 
 
