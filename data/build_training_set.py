@@ -29,6 +29,7 @@ import random
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from multiprocessing import Pool
 from pathlib import Path
@@ -46,6 +47,7 @@ from src.cli import HelpFormatter
 VALIDATION_REPOS = {"shivammehta25/Matcha-TTS", "DIN05AUR/Audio_DeepFake_Detection"}
 VALIDATION_SPEAKER_SHARE = 0.2
 JOIN_SECONDS = (6.0, 15.0)
+MIN_TTS_SECONDS = 4.0
 
 # Share of the AI hours (after the demo-pool clips) per generated family, training split.
 TRAIN_FAMILIES = {"piper": 0.30, "world": 0.20, "griffin-lim": 0.18, "kokoro": 0.12, "festival": 0.10,
@@ -154,7 +156,7 @@ def human_split(row: dict, seed: int) -> str:
 
 
 def join_groups(rows: list[dict], rng: random.Random) -> list[list[dict]]:
-    """Consecutive files of one speaker grouped into 6-15 s recordings."""
+    """Consecutive files of one speaker grouped into 6-15 s recordings (a short remainder joins the last)."""
     groups, current, length, target = [], [], 0.0, rng.uniform(*JOIN_SECONDS)
     for row in rows:
         current.append(row)
@@ -162,7 +164,9 @@ def join_groups(rows: list[dict], rng: random.Random) -> list[list[dict]]:
         if length >= target:
             groups.append(current)
             current, length, target = [], 0.0, rng.uniform(*JOIN_SECONDS)
-    if current:
+    if current and groups and length < JOIN_SECONDS[0]:
+        groups[-1].extend(current)  # a short remainder joins the previous recording
+    elif current:
         groups.append(current)
     return groups
 
@@ -248,14 +252,20 @@ class AIWriter:
         return seconds
 
 
-def add_demo_pool_ai(writer: AIWriter, sources: Path) -> None:
-    for row in tqdm(list(csv.DictReader(open(sources / "demo-pool" / "manifest.csv", newline=""))),
-                    desc="demo-pool ai", unit="file"):
-        if row["label"] != "ai":
-            continue
-        split = "validation" if row["source_repo"] in VALIDATION_REPOS else "train"
-        writer.add(load_audio(sources / "demo-pool" / row["path"]), SAMPLE_RATE, split, "demo-pool",
-                   row["system"], row["corpus"], row["source_repo"])
+def add_demo_pool_ai(writer: AIWriter, sources: Path, seed: int) -> None:
+    """The demo-pool's AI clips; short clips of one system are joined like the human ones."""
+    by_system: dict[tuple, list[dict]] = defaultdict(list)
+    for row in csv.DictReader(open(sources / "demo-pool" / "manifest.csv", newline="")):
+        if row["label"] == "ai":
+            split = "validation" if row["source_repo"] in VALIDATION_REPOS else "train"
+            by_system[(split, row["source_repo"], row["system"], row["corpus"])].append(row)
+    rng = random.Random(seed)
+    for (split, repo, system, corpus), rows in tqdm(sorted(by_system.items()), desc="demo-pool ai", unit="system"):
+        rows.sort(key=lambda r: r["path"])
+        for group in join_groups(rows, rng):
+            samples = concatenate([prepare(load_audio(sources / "demo-pool" / r["path"]), SAMPLE_RATE)
+                                   for r in group])
+            writer.add(samples, SAMPLE_RATE, split, "demo-pool", system, corpus, repo)
 
 
 def _vocode(job: tuple[str, np.ndarray]) -> np.ndarray:
@@ -282,33 +292,41 @@ def add_vocoder_copies(writer: AIWriter, signals: list[tuple[str, np.ndarray, st
                        chan=chan, extra_channel=False)
 
 
+def pick_voice(family: str, rng: random.Random) -> tuple[str, Callable[[str], tuple[np.ndarray, int]]]:
+    """A system name and a text -> (samples, rate) function with randomly drawn voice and settings."""
+    if family == "piper":
+        scales = (rng.uniform(0.85, 1.2), rng.uniform(0.3, 0.9), rng.uniform(0.5, 1.0))
+        return "Piper VITS en_US-joe-medium", lambda text: generators.piper(text, *scales)
+    if family == "kokoro":
+        voice, speed = rng.choice(KOKORO_VOICES), rng.uniform(0.85, 1.15)
+        return f"Kokoro-82M {voice}", lambda text: generators.kokoro(text, voice, speed)
+    if family == "espeak":
+        voice, speed, pitch = rng.choice(ESPEAK_VOICES), rng.randint(130, 190), rng.randint(30, 70)
+        return f"eSpeak NG {voice}", lambda text: generators.espeak(text, voice, speed, pitch)
+    if family == "festival":
+        voice = rng.choice(FESTIVAL_VOICES)
+        return f"Festival {voice}", lambda text: generators.festival(text, voice)
+    voice = rng.choice(FLITE_VOICES)
+    return f"Flite {voice}", lambda text: generators.flite(text, voice)
+
+
 def add_tts(writer: AIWriter, family: str, split: str, budget_s: float, seed: int) -> None:
-    """Synthesise sentences with one TTS family until `budget_s` seconds are written."""
+    """Synthesise sentences with one TTS family until `budget_s` seconds are written.
+
+    A sentence that comes out shorter than MIN_TTS_SECONDS gets the next one appended, so that
+    every recording gives at least one 3-s clip.
+    """
     rng = random.Random(f"{seed}-{family}-{split}")
-    texts = japanese_sentences(4000, seed) if family == "kokoro" else english_sentences(4000, seed + len(family))
+    texts = iter(japanese_sentences(4000, seed) if family == "kokoro" else english_sentences(4000, seed + len(family)))
     total, bar = 0.0, tqdm(total=round(budget_s), desc=f"{family} ({split})", unit="s")
     for text in texts:
         if total >= budget_s:
             break
-        if family == "piper":
-            samples, rate = generators.piper(text, rng.uniform(0.85, 1.2), rng.uniform(0.3, 0.9), rng.uniform(0.5, 1.0))
-            system = "Piper VITS en_US-joe-medium"
-        elif family == "kokoro":
-            voice = rng.choice(KOKORO_VOICES)
-            samples, rate = generators.kokoro(text, voice, rng.uniform(0.85, 1.15))
-            system = f"Kokoro-82M {voice}"
-        elif family == "espeak":
-            voice = rng.choice(ESPEAK_VOICES)
-            samples, rate = generators.espeak(text, voice, rng.randint(130, 190), rng.randint(30, 70))
-            system = f"eSpeak NG {voice}"
-        elif family == "festival":
-            voice = rng.choice(FESTIVAL_VOICES)
-            samples, rate = generators.festival(text, voice)
-            system = f"Festival {voice}"
-        else:
-            voice = rng.choice(FLITE_VOICES)
-            samples, rate = generators.flite(text, voice)
-            system = f"Flite {voice}"
+        system, speak = pick_voice(family, rng)
+        samples, rate = speak(text)
+        while len(samples) < MIN_TTS_SECONDS * rate:
+            text = f"{text} {next(texts)}"
+            samples, rate = speak(text)
         seconds = writer.add(samples, rate, split, family, system)
         total += seconds
         bar.update(round(seconds))
@@ -342,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
 
     human, signals = build_human(sources, out, args.seed)
     writer = AIWriter(out, channel_plan(human), args.seed)
-    add_demo_pool_ai(writer, sources)
+    add_demo_pool_ai(writer, sources, args.seed)
     rng = random.Random(args.seed)
     for split, families in (("train", TRAIN_FAMILIES), ("validation", VALIDATION_FAMILIES)):
         remaining = max(0.0, hours(human, "human", split) - hours(writer.recordings, "ai", split)) * 3600

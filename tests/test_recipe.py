@@ -270,3 +270,16 @@ def test_a_missing_program_is_a_clear_error(make, program: str, monkeypatch: pyt
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no program can be found
     with pytest.raises(generators.GeneratorUnavailableError, match=f"{program} is not installed"):
         make()
+
+
+def test_a_short_remainder_joins_the_previous_recording():
+    import random
+
+    from data.build_training_set import JOIN_SECONDS, join_groups
+
+    for seed in range(20):
+        rows = [{"duration_s": 0.7, "i": i} for i in range(40)]
+        groups = join_groups(rows, random.Random(seed))
+        assert [r["i"] for g in groups for r in g] == list(range(40))  # order kept, nothing lost
+        if len(groups) > 1:
+            assert all(sum(r["duration_s"] for r in g) >= JOIN_SECONDS[0] for g in groups)
