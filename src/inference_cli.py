@@ -46,6 +46,8 @@ def build_parser(architecture: str, default_weights: str, default_log_dir: str) 
     parser.add_argument("--output", "-o", help="write results to this file instead of stdout")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, default=64, help="windows scored per forward pass")
+    parser.add_argument("--threshold", type=float,
+                        help="call a window or file AI when its P(AI) reaches this (default: the checkpoint's)")
     parser.add_argument("--human-dir", help="labelled evaluation: folder of human recordings")
     parser.add_argument("--ai-dir", help="labelled evaluation: folder of AI recordings")
     parser.add_argument("--log-dir", default=default_log_dir, help="where the labelled evaluation writes its logs")
@@ -127,6 +129,10 @@ def main(architecture: str, default_weights: str, default_log_dir: str, argv: li
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.threshold is not None:
+        if not 0.0 <= args.threshold <= 1.0:
+            parser.error("--threshold must be between 0 and 1")
+        detector.info.threshold = args.threshold
     progress = not args.no_progress
 
     if labelled:
