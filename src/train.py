@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from src.atomic import append_text_atomic
 from src.augment import Augmenter, describe
-from src.checkpoint import ModelInfo, read_checkpoint, save_checkpoint
+from src.checkpoint import CheckpointError, ModelInfo, load_model, read_checkpoint, save_checkpoint
 from src.cli import HelpFormatter
 from src.dataset import ClipDataset, Item, labelled_clips, source_of, split_by_source
 from src.features import read_stats, stats_path, write_stats
@@ -81,6 +81,8 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
                         help="share of training clips augmented (noise, reverb, codecs, band-limiting, masks); 0 = off")
     parser.add_argument("--noise-dir", help="folder of background noise recordings mixed under training clips")
     parser.add_argument("--rir-dir", help="folder of room impulse responses for reverberation")
+    parser.add_argument("--init-weights",
+                        help="start from this checkpoint's weights (fine-tuning, e.g. the shipped ones on your data)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     for flag, (kind, default, text) in spec.model_options.items():
         parser.add_argument(flag, type=kind, default=default, help=text)
@@ -235,13 +237,25 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     seed_everything(args.seed)
     config = {key.lstrip("-").replace("-", "_"): getattr(args, key.lstrip("-").replace("-", "_"))
               for key in spec.model_options}
-    model = build_model(spec.architecture, config).to(ddp.device)
+    model = build_model(spec.architecture, config)
+    if args.init_weights:
+        try:
+            start, start_info = load_model(args.init_weights, spec.architecture)
+        except CheckpointError as exc:
+            print(f"error: --init-weights: {exc}", file=sys.stderr)
+            return 2
+        if start_info.config != config:
+            print(f"error: --init-weights: {args.init_weights} has settings {start_info.config}, "
+                  f"this run asks for {config}", file=sys.stderr)
+            return 2
+        model.load_state_dict(start.state_dict())
+    model = model.to(ddp.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "min", patience=10, factor=0.1)
     augmenter = Augmenter(args.augment_prob, args.noise_dir, args.rir_dir) if args.augment_prob > 0 else None
     trained_on = {**describe_data(train_items, test_items, val_items, root), "augmentation": describe(augmenter),
                   "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
-                  "bf16": args.bf16}
+                  "bf16": args.bf16, "init_weights": args.init_weights}
     info = ModelInfo(spec.architecture, config, stats.mean, stats.std, trained_on=trained_on)
 
     start_epoch, best_loss = 0, math.inf
