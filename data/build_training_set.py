@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from data import generators
 from data.texts import english_sentences, japanese_sentences
+from src.atomic import write_text_atomic
 from src.audio import SAMPLE_RATE, fix_length, load_audio
 from src.cli import HelpFormatter
 
@@ -338,10 +339,11 @@ def hours(recordings: list[Recording], label: str, split: str) -> float:
 
 
 def write_manifest(path: Path, recordings: list[Recording]) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=MANIFEST_FIELDS)
-        writer.writeheader()
-        writer.writerows(asdict(r) for r in recordings)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(asdict(r) for r in recordings)
+    write_text_atomic(path, buffer.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
+from src.atomic import write_text_atomic
 from src.audio import SAMPLE_RATE, load_audio, mp3_normalise
 from src.cli import HelpFormatter
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         result[f"{name}_median_human_ai"] = [float(np.median(x[~y][:, i])), float(np.median(x[y][:, i]))]
     print(json.dumps(result, indent=1))
     if args.report:
-        Path(args.report).write_text(json.dumps(result, indent=1) + "\n")
+        write_text_atomic(args.report, json.dumps(result, indent=1) + "\n")
     return 0
 
 
