@@ -76,7 +76,7 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="continue from the last checkpoint next to --output (model, optimizer, scheduler)")
     parser.add_argument("--bf16", action="store_true",
-                        help="train under bfloat16 autocast (about 1.6x faster on CPUs with AVX512-BF16 or AMX)")
+                        help="train under bfloat16 autocast (faster on CPUs with AVX512-BF16 or AMX)")
     parser.add_argument("--augment-prob", type=float, default=0.5,
                         help="share of training clips augmented (noise, reverb, codecs, band-limiting, masks); 0 = off")
     parser.add_argument("--noise-dir", help="folder of background noise recordings mixed under training clips")
