@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from src.features import N_FRAMES, N_FREQ
 
@@ -44,9 +45,9 @@ class CNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i, pool in enumerate(self.pools, start=1):
-            x = getattr(self, f"conv{i}")(x)
-            x = F.leaky_relu(getattr(self, f"bn{i}")(x))
-            x = F.max_pool2d(x, pool)
+            x = getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(x))
+            # leaky ReLU is increasing, so pooling first gives the same values on up to 16x fewer elements
+            x = F.leaky_relu(F.max_pool2d(x, pool))
         x = torch.flatten(x, 1)
         x = F.leaky_relu(self.dropout(self.fc1(x)))
         return self.fc2(x)
@@ -83,6 +84,22 @@ class ViT(nn.Module):
 
 
 ARCHITECTURES = {"cnn": CNN, "vit": ViT}
+
+
+def for_inference(model: nn.Module) -> nn.Module:
+    """The model in eval mode, made faster without changing what it computes.
+
+    For the CNN each batchnorm is folded into its convolution and the weights are stored
+    channels-last, which oneDNN runs about 1.5x faster on CPUs (see benchmarks/run.py).
+    """
+    model = model.eval()
+    if isinstance(model, CNN):
+        for i in range(1, len(model.pools) + 1):
+            conv, norm = getattr(model, f"conv{i}"), getattr(model, f"bn{i}")
+            setattr(model, f"conv{i}", fuse_conv_bn_eval(conv, norm))
+            setattr(model, f"bn{i}", nn.Identity())
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def build_model(architecture: str, config: dict | None = None) -> nn.Module:
