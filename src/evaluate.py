@@ -24,7 +24,7 @@ from tqdm import tqdm
 from src.atomic import write_bytes_atomic, write_text_atomic
 from src.audio import list_audio_files
 from src.checkpoint import CheckpointError, set_threshold
-from src.cli import HelpFormatter
+from src.cli import HelpFormatter, add_engine_arguments, use_threads
 from src.inference import Detector
 from src.metrics import AI, HUMAN, detection_metrics
 
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", help="ROC/DET PNG path (default: the report path with .png)")
     parser.add_argument("--fit-threshold", action="store_true",
                         help="store this set's EER threshold in the checkpoint (use a validation set)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_engine_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -153,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give either --manifest or both --human-dir and --ai-dir")
     if not args.manifest and not (args.human_dir and args.ai_dir):
         parser.error("--human-dir and --ai-dir go together")
+    use_threads(args.threads)
     try:
-        detector = Detector(args.weights, device=args.device)
+        detector = Detector(args.weights, device=args.device, precision=args.precision)
         rows = rows_from_manifest(Path(args.manifest), args.split) if args.manifest else rows_from_dirs(
             args.human_dir, args.ai_dir)
     except (CheckpointError, ValueError, OSError) as exc:

@@ -1,17 +1,20 @@
 """The one inference engine behind `src.inference_CNN` and `src.inference_ViT`.
 
-A file is decoded once, brought to 16 kHz mono, passed through the 48 kbps mp3 codec
-the training clips went through, cut into 3-s windows (the last one aligned to the end,
-see `src.audio.window_starts`) and scored in batches. A file that cannot be analysed
+A file is decoded once, block by block (memory stays flat for any length), brought to
+16 kHz mono, passed through the 48 kbps mp3 codec the training clips went through, cut
+into 3-s windows (the last one aligned to the end, see `src.audio.window_starts`) and
+scored in batches. A background thread decodes the next blocks and files while the model
+scores, and windows of several short files share a batch. A file that cannot be analysed
 gets an `error` with the reason, never a verdict.
 """
 
 from __future__ import annotations
 
 import os
-from collections import deque
+import queue
+import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,27 +26,57 @@ from src.audio import (
     SAMPLE_RATE,
     AudioError,
     list_audio_files,
-    load_audio,
-    mp3_normalise,
-    window_starts,
+    mp3_normalise_blocks,
+    stream_audio,
+    stream_windows,
 )
 from src.checkpoint import CheckpointError, load_model
 from src.features import features
+from src.model import for_inference
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' means bf16 where the hardware computes it natively (CPUs with AVX512-BF16 or AMX, recent GPUs)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return "bf16" if native else "fp32"
+
+
+@dataclass
+class _File:
+    """What the decoding thread has sent about one file so far."""
+
+    path: str | os.PathLike
+    starts: list[int] = field(default_factory=list)
+    probabilities: list[np.ndarray] = field(default_factory=list)
+    n_samples: int | None = None
+    error: AudioError | None = None
 
 
 class Detector:
     """A loaded model with its input contract and decision threshold."""
 
     def __init__(self, weights: str | os.PathLike, architecture: str | None = None, device: str = "auto",
-                 batch_size: int = 64):
+                 batch_size: int = 16, precision: str = "auto"):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.weights = str(weights)
-        self.model, self.info = load_model(weights, architecture)
+        model, self.info = load_model(weights, architecture)
         if self.info.mp3_kbps not in (0, 48):
             raise CheckpointError(f"{weights}: mp3_kbps {self.info.mp3_kbps} unsupported (0 or 48)")
-        self.model.to(self.device)
+        self.model = for_inference(model).to(self.device)
+        self.precision = resolve_precision(precision, self.device)
         self.batch_size = batch_size
 
     @property
@@ -51,54 +84,131 @@ class Detector:
         return {"architecture": self.info.architecture, "weights": self.weights, "threshold": self.info.threshold}
 
     @torch.inference_mode()
-    def window_probabilities(self, samples: np.ndarray) -> tuple[list[int], np.ndarray]:
-        """Start samples of the windows covering `samples` and each window's P(AI)."""
-        starts = window_starts(len(samples))
-        probabilities = []
-        for i in range(0, len(starts), self.batch_size):
-            batch = np.stack([samples[s:s + CLIP_SAMPLES] for s in starts[i:i + self.batch_size]])
-            x = features(torch.from_numpy(batch).to(self.device), self.info.stats)
-            probabilities.append(torch.softmax(self.model(x), dim=1)[:, 0].float().cpu().numpy())
-        return starts, np.concatenate(probabilities) if probabilities else np.array([])
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        """P(AI) of each 3-s window in [N, 48000], computed in batches."""
+        scores = []
+        for i in range(0, len(windows), self.batch_size):
+            x = features(torch.from_numpy(windows[i:i + self.batch_size]).to(self.device), self.info.stats)
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                logits = self.model(x)
+            scores.append(torch.softmax(logits.float(), dim=1)[:, 0].cpu().numpy())
+        return np.concatenate(scores) if scores else np.zeros(0, np.float32)
 
-    def prepare(self, path: str | os.PathLike) -> np.ndarray:
-        """Decode and normalise a file exactly as training clips were; raises AudioError."""
-        samples = load_audio(path)
-        seconds = len(samples) / SAMPLE_RATE
-        if len(samples) < CLIP_SAMPLES:
-            raise AudioError(f"too short: {seconds:.2f} s of audio, at least {CLIP_SECONDS} s needed")
-        if not np.any(samples):
-            raise AudioError("digital silence: every sample is zero, nothing to analyse")
-        return mp3_normalise(samples) if self.info.mp3_kbps else samples
-
-    def _prepare_or_error(self, path: str | os.PathLike) -> np.ndarray | AudioError:
-        try:
-            return self.prepare(path)
-        except AudioError as exc:
-            return exc
+    def samples(self, path: str | os.PathLike) -> Iterator[np.ndarray]:
+        """The file's 16 kHz samples in blocks, normalised exactly as training clips were."""
+        blocks = stream_audio(path)
+        return mp3_normalise_blocks(blocks) if self.info.mp3_kbps else blocks
 
     def analyse(self, path: str | os.PathLike) -> dict:
         """Result for one file: the original's fields, the timeline and the model, or an error."""
-        return self._result(path, self._prepare_or_error(path))
+        return next(self.analyse_many([path]))
 
-    def analyse_many(self, paths: Iterable[str | os.PathLike], prefetch: int = 2) -> Iterator[dict]:
-        """Results in order; the next files are decoded in a background thread while one is scored."""
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending: deque = deque()
+    def analyse_many(self, paths: Iterable[str | os.PathLike], prefetch: int = 4) -> Iterator[dict]:
+        """Results in input order, while a background thread decodes up to `prefetch` batches ahead."""
+        messages: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+        stop = threading.Event()
+        thread = threading.Thread(target=self._decode_all, args=(paths, messages, stop), daemon=True)
+        thread.start()
+        files: list[_File | None] = []
+        pending: list[tuple[_File, np.ndarray]] = []  # windows decoded but not scored yet
+        next_result = 0
+        try:
+            while True:
+                message = messages.get()
+                if isinstance(message, BaseException):
+                    raise message
+                if message is not None:
+                    self._receive(message, files, pending)
+                if message is None or sum(len(w) for _, w in pending) >= self.batch_size or messages.empty():
+                    self._score(pending)
+                    pending.clear()
+                    while next_result < len(files) and files[next_result].n_samples is not None:
+                        yield self._result(files[next_result])
+                        files[next_result] = None  # free its windows' scores
+                        next_result += 1
+                if message is None:
+                    return
+        finally:
+            stop.set()
+
+    @staticmethod
+    def _receive(message: tuple, files: list[_File], pending: list) -> None:
+        kind, payload = message
+        if kind == "file":
+            files.append(_File(payload))
+        elif kind == "windows":
+            starts, windows = payload
+            files[-1].starts.extend(starts)
+            pending.append((files[-1], windows))
+        else:  # "end": the sample count, or the AudioError that ended the file
+            files[-1].error = payload if isinstance(payload, AudioError) else None
+            files[-1].n_samples = payload if isinstance(payload, int) else 0
+
+    def _score(self, pending: list[tuple[_File, np.ndarray]]) -> None:
+        if not pending:
+            return
+        scores = self.probabilities(np.concatenate([w for _, w in pending]))
+        offset = 0
+        for file, windows in pending:
+            file.probabilities.append(scores[offset:offset + len(windows)])
+            offset += len(windows)
+
+    def _decode_all(self, paths: Iterable, messages: queue.Queue, stop: threading.Event) -> None:
+        """Decoding thread: sends ('file', path), ('windows', (starts, array)) ..., ('end', n | AudioError)."""
+
+        def send(message) -> None:
+            while not stop.is_set():
+                try:
+                    messages.put(message, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+            raise SystemExit  # the consumer has gone away
+
+        try:
             for path in paths:
-                pending.append((path, pool.submit(self._prepare_or_error, path)))
-                if len(pending) > prefetch:
-                    done, future = pending.popleft()
-                    yield self._result(done, future.result())
-            while pending:
-                done, future = pending.popleft()
-                yield self._result(done, future.result())
+                send(("file", path))
+                try:
+                    send(("end", self._decode_one(path, send)))
+                except AudioError as exc:
+                    send(("end", exc))
+            send(None)
+        except SystemExit:
+            return
+        except BaseException as exc:  # a bug, not bad input: let the consumer raise it
+            send(exc)
 
-    def _result(self, path: str | os.PathLike, samples: np.ndarray | AudioError) -> dict:
-        name = str(path)
-        if isinstance(samples, AudioError):
-            return {"name": name, "error": str(samples)}
-        starts, p_ai = self.window_probabilities(samples)
+    def _decode_one(self, path: str | os.PathLike, send) -> int:
+        n_samples, audible = 0, False
+
+        def counted(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+            nonlocal n_samples, audible
+            for block in blocks:
+                n_samples += len(block)
+                audible = audible or bool(np.any(block))
+                yield block
+
+        starts, windows = [], []
+        for start, window in stream_windows(counted(self.samples(path))):
+            starts.append(start)
+            windows.append(window)
+            if len(windows) == self.batch_size:
+                send(("windows", (starts, np.stack(windows))))
+                starts, windows = [], []
+        if windows:
+            send(("windows", (starts, np.stack(windows))))
+        if n_samples < CLIP_SAMPLES:
+            raise AudioError(f"too short: {n_samples / SAMPLE_RATE:.2f} s of audio, at least {CLIP_SECONDS} s needed")
+        if not audible:
+            raise AudioError("digital silence: every sample is zero, nothing to analyse")
+        return n_samples
+
+    def _result(self, file: _File) -> dict:
+        name = str(file.path)
+        if file.error is not None:
+            return {"name": name, "error": str(file.error)}
+        p_ai = np.concatenate(file.probabilities)
         # Verdicts follow the reported (rounded) probabilities, so that a threshold fitted on reported
         # scores (src.evaluate --fit-threshold) gives the same verdicts here.
         window_ai = [round(float(p), 6) for p in p_ai]
@@ -111,11 +221,11 @@ class Detector:
             "Percent_Human": round(100.0 - percent_ai, 2),
             "Prediction": "ai" if mean_ai >= self.info.threshold else "human",
             "mean_ai_probability": mean_ai,
-            "duration_s": round(len(samples) / SAMPLE_RATE, 3),
+            "duration_s": round(file.n_samples / SAMPLE_RATE, 3),
             "windows": [
                 {"start": round(s / SAMPLE_RATE, 3), "end": round((s + CLIP_SAMPLES) / SAMPLE_RATE, 3),
                  "ai_probability": p}
-                for s, p in zip(starts, window_ai, strict=True)
+                for s, p in zip(file.starts, window_ai, strict=True)
             ],
             "model": self.description,
         }

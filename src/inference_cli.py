@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from src.atomic import append_text_atomic, write_text_atomic
 from src.checkpoint import CheckpointError
-from src.cli import HelpFormatter
+from src.cli import HelpFormatter, add_engine_arguments, positive_int, use_threads
 from src.inference import Detector, find_inputs
 from src.metrics import AI, HUMAN, evaluate
 
@@ -44,8 +44,9 @@ def build_parser(architecture: str, default_weights: str, default_log_dir: str) 
     parser.add_argument("--format", choices=["json", "jsonl", "csv"], default=None,
                         help="output format (default: pretty JSON for one file, JSON lines otherwise)")
     parser.add_argument("--output", "-o", help="write results to this file instead of stdout")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=int, default=64, help="windows scored per forward pass")
+    add_engine_arguments(parser)
+    parser.add_argument("--batch-size", type=positive_int, default=16,
+                        help="windows scored per forward pass (memory grows with it)")
     parser.add_argument("--threshold", type=float,
                         help="call a window or file AI when its P(AI) reaches this (default: the checkpoint's)")
     parser.add_argument("--human-dir", help="labelled evaluation: folder of human recordings")
@@ -124,8 +125,9 @@ def main(architecture: str, default_weights: str, default_log_dir: str, argv: li
     for folder in filter(None, (args.human_dir, args.ai_dir)):
         if not Path(folder).is_dir():
             parser.error(f"not a folder: {folder}")
+    use_threads(args.threads)
     try:
-        detector = Detector(args.weights, architecture, args.device, args.batch_size)
+        detector = Detector(args.weights, architecture, args.device, args.batch_size, args.precision)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

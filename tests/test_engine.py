@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
 from src.inference import Detector
 from tests.conftest import InferenceInputs, TrainingRun
+from tests.helpers import describe, run_python, write_audio
+from tests.synth import ai_like
 
 
 def test_analyse_many_equals_analyse_in_order(cnn_run: TrainingRun, inference_inputs: InferenceInputs):
@@ -17,9 +26,7 @@ def test_analyse_many_equals_analyse_in_order(cnn_run: TrainingRun, inference_in
 
 
 def test_threshold_flag_overrides_the_checkpoint(cnn_run: TrainingRun, inference_inputs: InferenceInputs):
-    import json
-
-    from tests.helpers import describe, run_module
+    from tests.helpers import run_module
 
     for threshold in ("0", "1"):
         result = run_module("src.inference_CNN", "--model", cnn_run.output, "--threshold", threshold,
@@ -31,3 +38,63 @@ def test_threshold_flag_overrides_the_checkpoint(cnn_run: TrainingRun, inference
         assert output["Prediction"] == expected
     bad = run_module("src.inference_CNN", "--model", cnn_run.output, "--threshold", "1.5", inference_inputs.long_ai)
     assert bad.returncode == 2 and "--threshold must be between 0 and 1" in bad.stderr
+
+
+def test_short_files_share_a_forward_pass(cnn_run: TrainingRun, inference_inputs: InferenceInputs):
+    detector = Detector(cnn_run.output, "cnn", device="cpu", batch_size=64)
+    sizes = []
+    detector.model.register_forward_hook(lambda module, inputs, output: sizes.append(inputs[0].shape[0]))
+    paths = inference_inputs.audio
+    results = list(detector.analyse_many(paths, prefetch=8))
+    n_windows = sum(len(r["windows"]) for r in results)
+    assert sum(sizes) == n_windows and len(sizes) < len(paths)  # fewer passes than files
+
+
+def test_bf16_scores_agree_with_fp32(cnn_run: TrainingRun, vit_run: TrainingRun, inference_inputs: InferenceInputs):
+    for run, architecture in ((cnn_run, "cnn"), (vit_run, "vit")):
+        results = {}
+        for precision in ("fp32", "bf16"):
+            detector = Detector(run.output, architecture, device="cpu", precision=precision)
+            assert detector.precision == precision
+            results[precision] = list(detector.analyse_many(inference_inputs.audio))
+        for full, half in zip(results["fp32"], results["bf16"], strict=True):
+            p_full = [w["ai_probability"] for w in full["windows"]]
+            p_half = [w["ai_probability"] for w in half["windows"]]
+            assert p_half == pytest.approx(p_full, abs=0.02)
+
+
+def test_auto_precision_is_fp32_or_native_bf16(cnn_run: TrainingRun):
+    detector = Detector(cnn_run.output, "cnn", device="cpu")
+    assert detector.precision in ("fp32", "bf16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        Detector(cnn_run.output, "cnn", device="cpu", precision="fp16")
+
+
+PEAK_MEMORY = """
+import resource, sys
+from src.inference_cli import main
+code = main("cnn", sys.argv[1], "CNN_Logs", sys.argv[2:])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def peak_memory_kib(weights: Path, audio: Path, output: Path) -> int:
+    result = run_python("-c", PEAK_MEMORY, weights, audio, "--format", "jsonl", "--output", output, "--no-progress")
+    assert result.returncode == 0, describe(result)
+    return int(result.stderr.strip().splitlines()[-1])
+
+
+def test_an_hour_is_scored_with_flat_memory(cnn_run: TrainingRun, tmp_path: Path):
+    """One hour of audio needs no more than 10% more memory than one minute (issue: flat memory)."""
+    rate = 8000
+    minute = np.tile(ai_like(6.0, rate, np.random.default_rng(3)), 10)
+    write_audio(tmp_path / "minute.wav", minute, rate, "PCM_16")
+    with sf.SoundFile(tmp_path / "hour.wav", "w", rate, 1, "PCM_16") as hour:
+        for _ in range(60):
+            hour.write(minute)
+    peaks = {name: peak_memory_kib(cnn_run.output, tmp_path / f"{name}.wav", tmp_path / f"{name}.jsonl")
+             for name in ("minute", "hour")}
+    (result,) = [json.loads(line) for line in (tmp_path / "hour.jsonl").read_text().splitlines()]
+    assert result["duration_s"] == 3600.0 and len(result["windows"]) == 1200
+    assert peaks["hour"] <= 1.10 * peaks["minute"], peaks

@@ -30,7 +30,7 @@ RESULT_KEYS = {"name", "Percent_AI", "Percent_Human", "Prediction", "mean_ai_pro
 
 def infer(architecture: str, *args) -> tuple[int, str, str]:
     module = "src.inference_CNN" if architecture == "cnn" else "src.inference_ViT"
-    result = run_module(module, *args, "--no-progress")
+    result = run_module(module, *args, "--no-progress", "--precision", "fp32")
     return result.returncode, result.stdout, result.stderr
 
 
