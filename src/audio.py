@@ -38,7 +38,7 @@ _LAME_DELAY = 1105
 BLOCK_SECONDS = 60
 
 # Extensions scanned in folders. soundfile decodes the first group in-process;
-# the second needs ffmpeg through pydub.
+# the second is streamed through an ffmpeg process.
 SOUNDFILE_EXTENSIONS = {".mp3", ".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".au"}
 FFMPEG_EXTENSIONS = {".m4a", ".aac", ".opus", ".wma", ".mp4", ".webm", ".mkv", ".mov", ".amr"}
 AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
