@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SOURCES ?= ../shared/data
 TRAINSET ?= data
 
-.PHONY: demo test lint recipe-deps training-data weights clean-venv
+.PHONY: demo test lint bench recipe-deps training-data weights clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+
+# Speed and memory on this machine (about 10 minutes on 2 cores); see README, "Speed".
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.run --output benchmarks/latest.md
 
 # --- the recipe behind pretrained_weights/ (see README, "Shipped weights") ---
 $(VENV)/.recipe: $(VENV)/.installed requirements-recipe.txt

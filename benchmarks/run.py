@@ -1,0 +1,156 @@
+"""Speed and memory benchmark: `python -m benchmarks.run` (or `make bench`).
+
+Makes its own test audio (podcast-like mp3: a folder of short files, a one-minute and a
+one-hour file), then measures, each in a fresh process: end-to-end inference speed of the
+CNN and the ViT (audio seconds per wall second, decoding included), model-only speed at
+batch 1 and 64, peak memory on the one-hour and the one-minute file, convert_and_divide
+speed and training speed; and where the time of one file goes. Prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.corpus import write_mp3
+from src.cli import HelpFormatter, default_threads
+from src.inference import resolve_precision
+
+ROOT = Path(__file__).resolve().parent.parent
+WEIGHTS = {"cnn": ROOT / "pretrained_weights" / "CNN_Ai-SPY.pth", "vit": ROOT / "pretrained_weights" / "ViT_Ai-SPY.pth"}
+
+
+def run_child(*args: str | Path) -> tuple[dict, float]:
+    """Run `python -m ...args` in a fresh process; returns its last JSON line (if any) and wall seconds."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"python -m {' '.join(map(str, args))} failed:\n{done.stderr[-2000:]}")
+    lines = done.stdout.strip().splitlines()
+    return (json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}), wall
+
+
+def measure(task: str, *args: str | Path) -> dict:
+    return run_child("benchmarks.measure", task, *args)[0]
+
+
+def machine(threads: int) -> str:
+    cpu = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    bf16 = resolve_precision("auto", torch.device("cpu")) == "bf16"
+    return (f"{cores} cores ({cpu}), torch {torch.__version__}, Python {platform.python_version()}, "
+            f"model threads {threads} + 1 decoding thread, native bf16: {'yes' if bf16 else 'no'}")
+
+
+def make_audio(folder: Path, long_minutes: float, short_files: int) -> dict:
+    """The test audio: `short_files` files of 20 s, a one-minute file and a long file."""
+    short = [write_mp3(folder / "podcasts" / f"episode_{i:02d}.mp3", 20.0, seed=i) for i in range(short_files)]
+    return {"short": short, "minute": write_mp3(folder / "minute.mp3", 60.0, seed=100),
+            "long": write_mp3(folder / "long.mp3", long_minutes * 60.0, seed=200)}
+
+
+def inference_rows(audio: dict, threads: int, precisions: list[str]) -> list[str]:
+    rows = []
+    for arch in ("cnn", "vit"):
+        for precision in precisions:
+            common = ["--arch", arch, "--weights", WEIGHTS[arch], "--precision", precision, "--threads", str(threads)]
+            model = measure("model", *common)
+            folder = measure("infer", *audio["short"], *common)
+            long = measure("infer", audio["long"], *common)
+            minute = measure("infer", audio["minute"], *common)
+            rows.append(
+                f"| {arch.upper()} | {long['precision']} | {folder['audio_s'] / folder['engine_s']:.0f}x "
+                f"| {long['audio_s'] / long['engine_s']:.0f}x ({long['engine_s']:.1f} s for "
+                f"{long['audio_s'] / 60:.0f} min) | {model['batch1']:.0f} | {model['batch64']:.0f} "
+                f"| {long['peak_mb']:.0f} MB | {minute['peak_mb']:.0f} MB "
+                f"(+{100 * (long['peak_mb'] / minute['peak_mb'] - 1):.1f}%) | {long['load_s']:.1f} s |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def convert_speed(audio: dict, tree: Path) -> tuple[float, float]:
+    """convert_and_divide over copies of the short files (as one class), audio seconds per wall second."""
+    for i, path in enumerate(audio["short"]):
+        kind = "human" if i % 2 else "ai"
+        (tree / f"{kind}_full").mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, tree / f"{kind}_full" / path.name)
+    _, wall = run_child("data.convert_and_divide", "--root", tree, "--no-progress")
+    seconds = 20.0 * len(audio["short"])
+    return seconds / wall, seconds
+
+
+def training_rows(tree: Path, clips: int) -> list[str]:
+    """Training as `src.train` runs it: torch's default threads (all cores), 0 or 1 loader process."""
+    rows = []
+    threads = torch.get_num_threads()
+    for arch in ("cnn", "vit"):
+        for workers in (0, 1, 2):
+            result = measure("train", "--arch", arch, "--root", tree, "--workers", str(workers), "--precision",
+                             "bf16", "--threads", str(threads), "--clips", str(clips))
+            rows.append(f"| {arch.upper()} | {workers} | {result['train_windows_per_s']:.1f} "
+                        f"| {result['data_windows_per_s']:.1f} |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--long-minutes", type=float, default=60.0, help="length of the long file")
+    parser.add_argument("--short-files", type=int, default=30, help="number of 20-s files in the folder test")
+    parser.add_argument("--threads", type=int, default=default_threads(), help="model threads")
+    parser.add_argument("--precision", action="append", choices=["auto", "fp32", "bf16"],
+                        help="precisions to measure (repeatable; default: auto and fp32)")
+    parser.add_argument("--train-clips", type=int, default=256, help="clips per training-speed measurement")
+    parser.add_argument("--output", help="also write the tables to this Markdown file")
+    args = parser.parse_args(argv)
+    precisions = args.precision or ["auto", "fp32"]
+    lines = [f"Machine: {machine(args.threads)}", ""]
+    print(lines[0], flush=True)
+    with tempfile.TemporaryDirectory(prefix="aispy-bench-") as tmp:
+        started = time.perf_counter()
+        audio = make_audio(Path(tmp), args.long_minutes, args.short_files)
+        print(f"test audio written in {time.perf_counter() - started:.0f} s", flush=True)
+        lines += ["| model | precision | folder of 20-s mp3 | long mp3 | model win/s, batch 1 | batch 64 "
+                  "| peak memory, long file | one-minute file | model load |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += inference_rows(audio, args.threads, precisions)
+        tree = Path(tmp) / "tree"
+        speed, seconds = convert_speed(audio, tree)
+        lines += ["", f"convert_and_divide: {speed:.0f}x real time ({seconds / 60:.0f} min of 44.1 kHz stereo mp3, "
+                      f"all cores, process start-up included)", ""]
+        print(lines[-2], flush=True)
+        lines += ["| training | DataLoader workers | windows/s (augmented, bf16) | data loading alone, windows/s |",
+                  "|---|---|---|---|"]
+        lines += training_rows(tree, args.train_clips)
+        stages = measure("profile", audio["long"], "--arch", "cnn", "--weights", WEIGHTS["cnn"])
+        stages.pop("peak_mb")
+        total = sum(stages.values())
+        lines += ["", "Where the CNN's time goes on the long file (one thread, stage after stage): " + ", ".join(
+            f"{name} {seconds:.1f} s ({100 * seconds / total:.0f}%)" for name, seconds in stages.items()
+            if name != "peak_mb")]
+    text = "\n".join(lines)
+    print("\n" + text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
