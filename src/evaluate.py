@@ -183,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
 
     report_path = Path(args.report or Path("reports") / f"{Path(args.weights).stem}.json")
     plot_path = Path(args.plot or report_path.with_suffix(".png"))
-    report = {"weights": args.weights, "model": detector.description, "data": args.manifest or
-              {"human_dir": args.human_dir, "ai_dir": args.ai_dir}, "split": args.split, "overall": overall,
+    model = {**detector.description, "precision": detector.precision}
+    data = args.manifest or {"human_dir": args.human_dir, "ai_dir": args.ai_dir}
+    report = {"weights": args.weights, "model": model, "data": data, "split": args.split, "overall": overall,
               "groups": groups, "failed": failed,
               "scores": [{"path": r["path"], "label": "ai" if r["label"] == AI else "human", "p_ai": r["p_ai"]}
                          for r in scored]}
