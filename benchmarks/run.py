@@ -58,10 +58,13 @@ def machine(threads: int) -> str:
             f"model threads {threads} + 1 decoding thread, native bf16: {'yes' if bf16 else 'no'}")
 
 
-def make_audio(folder: Path, long_minutes: float, short_files: int) -> dict:
-    """The test audio: `short_files` files of 20 s, a one-minute file and a long file."""
+def make_audio(folder: Path, long_minutes: float, short_files: int, corpus_minutes: float) -> dict:
+    """The test audio: `short_files` files of 20 s, a one-minute file, a long file, and a corpus of
+    90-s recordings for convert_and_divide."""
     short = [write_mp3(folder / "podcasts" / f"episode_{i:02d}.mp3", 20.0, seed=i) for i in range(short_files)]
-    return {"short": short, "minute": write_mp3(folder / "minute.mp3", 60.0, seed=100),
+    corpus = [write_mp3(folder / "corpus" / f"recording_{i:03d}.mp3", 90.0, seed=1000 + i)
+              for i in range(max(2, round(corpus_minutes * 60 / 90)))]
+    return {"short": short, "corpus": corpus, "minute": write_mp3(folder / "minute.mp3", 60.0, seed=100),
             "long": write_mp3(folder / "long.mp3", long_minutes * 60.0, seed=200)}
 
 
@@ -85,13 +88,13 @@ def inference_rows(audio: dict, threads: int, precisions: list[str]) -> list[str
 
 
 def convert_speed(audio: dict, tree: Path) -> tuple[float, float]:
-    """convert_and_divide over copies of the short files (as one class), audio seconds per wall second."""
-    for i, path in enumerate(audio["short"]):
+    """convert_and_divide over the corpus (half per class), audio seconds per wall second."""
+    for i, path in enumerate(audio["corpus"]):
         kind = "human" if i % 2 else "ai"
         (tree / f"{kind}_full").mkdir(parents=True, exist_ok=True)
         shutil.copy(path, tree / f"{kind}_full" / path.name)
     _, wall = run_child("data.convert_and_divide", "--root", tree, "--no-progress")
-    seconds = 20.0 * len(audio["short"])
+    seconds = 90.0 * len(audio["corpus"])
     return seconds / wall, seconds
 
 
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=HelpFormatter)
     parser.add_argument("--long-minutes", type=float, default=60.0, help="length of the long file")
     parser.add_argument("--short-files", type=int, default=30, help="number of 20-s files in the folder test")
+    parser.add_argument("--corpus-minutes", type=float, default=30.0, help="audio for the convert_and_divide test")
     parser.add_argument("--threads", type=int, default=default_threads(), help="model threads")
     parser.add_argument("--precision", action="append", choices=["auto", "fp32", "bf16"],
                         help="precisions to measure (repeatable; default: auto and fp32)")
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     print(lines[0], flush=True)
     with tempfile.TemporaryDirectory(prefix="aispy-bench-") as tmp:
         started = time.perf_counter()
-        audio = make_audio(Path(tmp), args.long_minutes, args.short_files)
+        audio = make_audio(Path(tmp), args.long_minutes, args.short_files, args.corpus_minutes)
         print(f"test audio written in {time.perf_counter() - started:.0f} s", flush=True)
         lines += ["| model | precision | folder of 20-s mp3 | long mp3 | model win/s, batch 1 | batch 64 "
                   "| peak memory, long file | one-minute file | model load |",
