@@ -19,6 +19,8 @@ SAMPLE_RATE = 16000
 CLIP_SECONDS = 3
 CLIP_SAMPLES = SAMPLE_RATE * CLIP_SECONDS
 MP3_BITRATE_KBPS = 48
+# Below this a "sample rate" is a corrupt header, not audio: 3 s at 1 Hz would resample to 13 hours.
+MIN_SAMPLE_RATE = 4000
 
 # libsndfile maps compression_level 0..1 onto the MPEG-2 layer III bitrate table
 # (8..160 kbps at 16 kHz); 0.75 selects 48 kbps constant bitrate.
@@ -50,7 +52,7 @@ def list_audio_files(folder: str | os.PathLike) -> list[Path]:
 
 
 def _decode_with_soundfile(path: Path) -> tuple[np.ndarray, int]:
-    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    data, sr = sf.read(os.fsencode(path), dtype="float32", always_2d=True)  # bytes: names need not be UTF-8
     return data, sr
 
 
@@ -75,11 +77,13 @@ def decode(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """Decode a file to float32 samples shaped (frames, channels) and its sample rate."""
     path = Path(path)
     if not path.exists():
-        raise AudioError("no such file")
+        raise AudioError("broken symbolic link or symbolic link loop" if path.is_symlink() else "no such file")
     if path.is_dir():
         raise AudioError("is a directory, not an audio file")
     if path.stat().st_size == 0:
         raise AudioError("empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise AudioError("permission denied: the file is not readable")
     if path.suffix.lower() in FFMPEG_EXTENSIONS:
         return _decode_with_ffmpeg(path)
     try:
@@ -98,6 +102,8 @@ def to_mono_16k(data: np.ndarray, sample_rate: int) -> np.ndarray:
         raise AudioError("no audio samples")
     if not np.isfinite(data).all():
         raise AudioError("contains NaN or infinite samples")
+    if sample_rate < MIN_SAMPLE_RATE:
+        raise AudioError(f"sample rate {sample_rate} Hz is below {MIN_SAMPLE_RATE} Hz: a corrupt header, not speech")
     mono = data.mean(axis=1) if data.ndim == 2 else data
     mono = np.ascontiguousarray(mono, dtype=np.float32)
     if sample_rate != SAMPLE_RATE:

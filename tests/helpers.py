@@ -43,16 +43,18 @@ def matrix(match: re.Match) -> list[int]:
     return [int(match[k]) for k in ("m00", "m01", "m10", "m11")]
 
 
-def run_python(*args: str | os.PathLike, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `python ARGS...` (this interpreter) in the repository root and capture its output."""
+def run_python(*args: str | os.PathLike, timeout: float = 300, env: dict | None = None, text: bool = True,
+               prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run `[PREFIX...] python ARGS...` (this interpreter) in the repository root; output as text or bytes."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([*prefix, sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=text,
                           timeout=timeout, env=full_env)
 
 
-def run_module(module: str, *args: str | os.PathLike, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_module(module: str, *args: str | os.PathLike, timeout: float = 300, text: bool = True,
+               prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """Run `python -m MODULE ARGS...` in the repository root."""
-    return run_python("-m", module, *args, timeout=timeout)
+    return run_python("-m", module, *args, timeout=timeout, text=text, prefix=prefix)
 
 
 def start_module(module: str, *args: str | os.PathLike, capture: bool = False) -> subprocess.Popen:
