@@ -36,14 +36,15 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
+    """UTF-8; file names that are not UTF-8 (surrogate escapes) are written back as their original bytes."""
+    write_bytes_atomic(path, text.encode("utf-8", "surrogateescape"))
 
 
 def append_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Append by rewriting the whole file atomically (log files stay small)."""
     path = Path(path)
     old = path.read_bytes() if path.exists() else b""
-    write_bytes_atomic(path, old + text.encode("utf-8"))
+    write_bytes_atomic(path, old + text.encode("utf-8", "surrogateescape"))
 
 
 def _pid_alive(pid: int) -> bool:
