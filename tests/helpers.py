@@ -51,10 +51,9 @@ def run_python(*args: str | os.PathLike, timeout: float = 300, env: dict | None 
                           timeout=timeout, env=full_env)
 
 
-def run_module(module: str, *args: str | os.PathLike, timeout: float = 300, text: bool = True,
-               prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    """Run `python -m MODULE ARGS...` in the repository root."""
-    return run_python("-m", module, *args, timeout=timeout, text=text, prefix=prefix)
+def run_module(module: str, *args: str | os.PathLike, **options) -> subprocess.CompletedProcess:
+    """Run `python -m MODULE ARGS...` in the repository root (options as for run_python)."""
+    return run_python("-m", module, *args, **options)
 
 
 def start_module(module: str, *args: str | os.PathLike, capture: bool = False) -> subprocess.Popen:

@@ -186,13 +186,17 @@ def test_partly_readable_files_are_scored_on_what_they_hold(scored: dict, hostil
     assert 4.0 < durations[b"truncated.mp3"] < 5.0
 
 
-def test_csv_on_stdout_keeps_names_that_are_not_utf8(hostile: Path, cnn_run: TrainingRun):
+@pytest.mark.parametrize("to_file", [False, True], ids=["stdout", "output-file"])
+def test_csv_keeps_names_that_are_not_utf8(to_file: bool, hostile: Path, cnn_run: TrainingRun, tmp_path: Path):
+    out = tmp_path / "results.csv"
     result = run_module("src.inference_CNN", hostile, "--model", cnn_run.output, "--no-progress", "--format", "csv",
-                        text=False, prefix=PREFIX or ())
+                        *(["--output", out] if to_file else []), text=False, prefix=PREFIX or (),
+                        env={"PYTHONIOENCODING": "utf-8"})  # strict, as under most UTF-8 locales
     assert result.returncode == 1, describe(result)
-    rows = list(csv.DictReader(io.StringIO(result.stdout.decode("utf-8", "surrogateescape"))))
+    text = (out.read_bytes() if to_file else result.stdout).decode("utf-8", "surrogateescape")
+    rows = list(csv.DictReader(io.StringIO(text)))
     assert sorted(row["name"] for row in rows) == sorted(str(case.path(hostile)) for case in CASES)
-    (row,) = [row for row in rows if row["name"].endswith("caf\udce9.wav")]
+    (row,) = [row for row in rows if row["name"].endswith("caf\udce9.wav")]  # the file's own bytes
     assert row["Prediction"] in ("ai", "human") and row["error"] == ""
 
 
