@@ -66,9 +66,9 @@ def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
 
     try:
         segment = AudioSegment.from_file(str(path))
-    except Exception as exc:  # pydub raises bare exceptions with ffmpeg's stderr
+        samples = np.array(segment.get_array_of_samples(), dtype=np.float32)
+    except Exception as exc:  # pydub raises bare exceptions with ffmpeg's stderr, or on a ragged last sample
         raise AudioError(f"ffmpeg could not decode it: {str(exc).strip()[-200:]}") from exc
-    samples = np.array(segment.get_array_of_samples(), dtype=np.float32)
     samples /= float(1 << (8 * segment.sample_width - 1))
     return samples.reshape(-1, segment.channels), segment.frame_rate
 
