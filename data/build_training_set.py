@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from data import generators
 from data.texts import english_sentences, japanese_sentences
-from src.atomic import write_text_atomic
+from src.atomic import write_bytes_atomic, write_text_atomic
 from src.audio import SAMPLE_RATE, fix_length, load_audio
 from src.cli import HelpFormatter
 
@@ -123,8 +123,9 @@ def write_flac(path: Path, samples: np.ndarray, rng: np.random.Generator) -> flo
     peak = np.abs(samples).max() or 1.0
     level = 10 ** (rng.uniform(-12, -1) / 20)
     out = samples / peak * level + (rng.random(len(samples)) - rng.random(len(samples))) / 32768
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.clip(out, -1, 1).astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(out, -1, 1).astype(np.float32), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    write_bytes_atomic(path, buffer.getvalue())
     return round(len(samples) / SAMPLE_RATE, 3)
 
 

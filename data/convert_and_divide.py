@@ -12,16 +12,21 @@ clip is taken from the final 3 s of the recording (overlapping its neighbour), s
 audio is lost and no clip is zero-padded. A recording shorter than 3 s is converted
 but gives no clips. Every file is written under a temporary name and renamed, and the
 converted file is written last, so it marks a finished recording: re-running skips
-those (unless the source is newer) and redoes anything interrupted.
+those (unless the source is newer) and redoes anything interrupted. One run at a time
+works on a tree: a second run started on the same root waits for the first to finish
+(it says so), then finds its work done.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import itertools
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
@@ -40,6 +45,32 @@ from src.audio import (
     load_audio,
     window_starts,
 )
+
+LOCK_NAME = ".convert_and_divide.lock"
+
+
+@contextmanager
+def exclusive(root: Path) -> Iterator[None]:
+    """Hold the tree's lock file (flock) for the run; while another run holds it, say so and wait.
+
+    The lock file names the holder's pid while a run holds it and is emptied when the run ends;
+    the kernel releases the lock of a killed run.
+    """
+    fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            print(f"another convert_and_divide is running on {root} (pid {holder}); waiting for it to finish",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -138,6 +169,20 @@ def summary_line(full_dir: Path, counts: Counter) -> str:
             f"{counts['skipped']} already done, {counts['short']} too short, {counts['failed']} failed")
 
 
+def convert_tree(root: Path, workers: int, progress: bool) -> int:
+    """Every *_full folder of the training and validation sets; returns the number of failed files."""
+    failed = 0
+    for base in set_roots(root):
+        for cls in CLASSES:
+            full_dir = base / f"{cls}_full"
+            if not full_dir.is_dir():
+                continue
+            counts = run_folder(full_dir, base / f"{cls}_converted", base / f"{cls}_split", workers, progress)
+            print(summary_line(full_dir, counts), flush=True)
+            failed += counts["failed"]
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m data.convert_and_divide",
@@ -151,16 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not Path(args.root).is_dir():
         parser.error(f"no data tree at {args.root}: run python -m data.generate_dirs --root {args.root} first")
-    failed = 0
-    for base in set_roots(args.root):
-        for cls in CLASSES:
-            full_dir = base / f"{cls}_full"
-            if not full_dir.is_dir():
-                continue
-            counts = run_folder(full_dir, base / f"{cls}_converted", base / f"{cls}_split",
-                                max(1, args.workers), not args.no_progress)
-            print(summary_line(full_dir, counts))
-            failed += counts["failed"]
+    with exclusive(Path(args.root)):
+        failed = convert_tree(Path(args.root), max(1, args.workers), not args.no_progress)
     if failed:
         print(f"{failed} file(s) failed; they are listed above with the reason", file=sys.stderr)
     return 1 if failed else 0

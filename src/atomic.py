@@ -6,8 +6,10 @@ temporary file named `.<name>.<pid>.partial`, which `remove_stale_partials` clea
 
 from __future__ import annotations
 
+import glob
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 _PARTIAL = re.compile(r"^\..+\.(\d+)\.partial$")
@@ -34,14 +36,15 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
+    """UTF-8; file names that are not UTF-8 (surrogate escapes) are written back as their original bytes."""
+    write_bytes_atomic(path, text.encode("utf-8", "surrogateescape"))
 
 
 def append_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Append by rewriting the whole file atomically (log files stay small)."""
     path = Path(path)
     old = path.read_bytes() if path.exists() else b""
-    write_bytes_atomic(path, old + text.encode("utf-8"))
+    write_bytes_atomic(path, old + text.encode("utf-8", "surrogateescape"))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -54,13 +57,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _remove_if_stale(path: Path) -> bool:
+    """Delete `path` when it is a temporary file of a process that no longer runs."""
+    match = _PARTIAL.match(path.name)
+    if match is None or _pid_alive(int(match.group(1))):
+        return False
+    path.unlink(missing_ok=True)
+    return True
+
+
 def remove_stale_partials(folder: str | os.PathLike) -> int:
     """Delete temporary files left under `folder` by processes that no longer run."""
-    removed = 0
-    for dirpath, _, filenames in os.walk(folder):
-        for name in filenames:
-            match = _PARTIAL.match(name)
-            if match and not _pid_alive(int(match.group(1))):
-                Path(dirpath, name).unlink(missing_ok=True)
-                removed += 1
-    return removed
+    return sum(_remove_if_stale(Path(d, n)) for d, _, names in os.walk(folder) for n in names)
+
+
+def remove_stale_partials_of(targets: Iterable[str | os.PathLike]) -> int:
+    """Delete the temporary files that dead processes left while writing these files."""
+    return sum(_remove_if_stale(tmp) for target in map(Path, targets)
+               for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.partial"))

@@ -24,6 +24,8 @@ SAMPLE_RATE = 16000
 CLIP_SECONDS = 3
 CLIP_SAMPLES = SAMPLE_RATE * CLIP_SECONDS
 MP3_BITRATE_KBPS = 48
+# Below this a "sample rate" is a corrupt header, not audio: 3 s at 1 Hz would resample to 13 hours.
+MIN_SAMPLE_RATE = 4000
 
 # libsndfile maps compression_level 0..1 onto the MPEG-2 layer III bitrate table
 # (8..160 kbps at 16 kHz); 0.75 selects 48 kbps constant bitrate.
@@ -65,11 +67,13 @@ def list_audio_files(folder: str | os.PathLike) -> list[Path]:
 def _checked(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
-        raise AudioError("no such file")
+        raise AudioError("broken symbolic link or symbolic link loop" if path.is_symlink() else "no such file")
     if path.is_dir():
         raise AudioError("is a directory, not an audio file")
     if path.stat().st_size == 0:
         raise AudioError("empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise AudioError("permission denied: the file is not readable")
     return path
 
 
@@ -100,10 +104,12 @@ class _MonoResampler:
 
 def _stream_with_soundfile(path: Path, block_seconds: float) -> Iterator[np.ndarray]:
     try:
-        with sf.SoundFile(str(path)) as file:
+        with sf.SoundFile(os.fsencode(path)) as file:  # bytes: names need not be UTF-8
             resample = _MonoResampler(file.samplerate)
             frames = max(1, int(block_seconds * file.samplerate))
-            for block in file.blocks(blocksize=frames, dtype="float32", always_2d=True):
+            # Not SoundFile.blocks: it trusts the header's length and, where a file holds less (a truncated
+            # mp3), leaves the rest of its buffer uninitialised. read() returns what was really decoded.
+            while len(block := file.read(frames, dtype="float32", always_2d=True)):
                 yield resample(block)
             yield resample(np.zeros((0, file.channels), np.float32), last=True)
     except sf.LibsndfileError as exc:
@@ -118,7 +124,7 @@ def _stream_with_ffmpeg(path: Path, block_seconds: float, failure: str = "ffmpeg
     """ffmpeg decodes, downmixes and resamples; we read its float output in blocks."""
     if shutil.which("ffmpeg") is None:
         raise _ffmpeg_missing(path)
-    command = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", "1",
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-i", os.fsencode(path), "-f", "f32le", "-ac", "1",
                "-ar", str(SAMPLE_RATE), "-"]
     block_bytes = 4 * max(1, int(block_seconds * SAMPLE_RATE))
     with tempfile.TemporaryFile() as errors, subprocess.Popen(command, stdout=subprocess.PIPE,
@@ -148,15 +154,18 @@ def stream_audio(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) 
         yield from _stream_with_ffmpeg(path, block_seconds)
         return
     try:
-        probe = sf.info(str(path))
+        probe = sf.info(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
         reason = f"not decodable: not audio, or a corrupt or unsupported file ({_libsndfile_reason(exc)})"
         if shutil.which("ffmpeg") is None:
             raise AudioError(reason) from exc
         yield from _stream_with_ffmpeg(path, block_seconds, failure=f"{reason}; ffmpeg failed too")
         return
-    if probe.samplerate <= 0 or probe.channels <= 0:
-        raise AudioError(f"not decodable: header claims {probe.samplerate} Hz and {probe.channels} channels")
+    if probe.channels <= 0:
+        raise AudioError(f"not decodable: the header claims {probe.channels} channels")
+    if probe.samplerate < MIN_SAMPLE_RATE:
+        raise AudioError(f"sample rate {probe.samplerate} Hz is below {MIN_SAMPLE_RATE} Hz: "
+                         "a corrupt header, not speech")
     yield from _stream_with_soundfile(path, block_seconds)
 
 

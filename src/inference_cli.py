@@ -154,6 +154,7 @@ def main(architecture: str, default_weights: str, default_log_dir: str, argv: li
     if args.output:
         write_text_atomic(args.output, text)
     else:
+        sys.stdout.reconfigure(errors="surrogateescape")  # a file name that is not UTF-8 is printed as its bytes
         sys.stdout.write(text)
     if failed:
         print(f"{failed} file(s) could not be analysed", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import math
 import os
 import random
@@ -26,7 +27,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from src.atomic import append_text_atomic
+from src.atomic import append_text_atomic, remove_stale_partials_of, write_bytes_atomic
 from src.augment import Augmenter, describe
 from src.checkpoint import CheckpointError, ModelInfo, load_model, read_checkpoint, save_checkpoint
 from src.cli import HelpFormatter
@@ -52,6 +53,10 @@ class ArchSpec:
     incorrect_log_name: str
     validation_epoch_base: int  # the original numbers CNN validation epochs from 0, ViT from 1
     model_options: dict = field(default_factory=dict)  # flag -> (type, default, help)
+
+    @property
+    def log_names(self) -> tuple[str, str, str]:
+        return self.log_name, self.val_log_name, self.incorrect_log_name
 
 
 def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
@@ -92,6 +97,31 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
 def last_checkpoint_path(output: str | os.PathLike) -> Path:
     output = Path(output)
     return output.with_name(f"{output.stem}_last{output.suffix}")
+
+
+def log_state(log_dir: Path, names: tuple[str, ...]) -> dict[str, dict]:
+    """Length and sha256 of each log file, saved with the last checkpoint so a resume can rewind to them."""
+    state = {}
+    for name in names:
+        data = (log_dir / name).read_bytes() if (log_dir / name).is_file() else b""
+        state[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return state
+
+
+def rewind_logs(log_dir: Path, state: dict[str, dict]) -> list[str]:
+    """Cut each log back to what it held when the checkpoint was saved; returns the names cut.
+
+    A run killed after logging an epoch but before checkpointing it redoes that epoch on resume, so its
+    entries would appear twice. A log that does not begin with the recorded content is left alone.
+    """
+    rewound = []
+    for name, recorded in state.items():
+        path, size = log_dir / name, recorded["bytes"]
+        data = path.read_bytes() if path.is_file() else b""
+        if len(data) > size and hashlib.sha256(data[:size]).hexdigest() == recorded["sha256"]:
+            write_bytes_atomic(path, data[:size])
+            rewound.append(name)
+    return rewound
 
 
 def seed_everything(seed: int) -> None:
@@ -260,6 +290,9 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
 
     start_epoch, best_loss = 0, math.inf
     last_path = last_checkpoint_path(args.output)
+    log_dir = Path(args.log_dir)
+    if ddp.is_main:  # temporary files of a killed run
+        remove_stale_partials_of([Path(args.output), last_path, *(log_dir / n for n in spec.log_names)])
     if args.resume:
         if not last_path.exists():
             print(f"error: --resume: no checkpoint at {last_path}", file=sys.stderr)
@@ -270,6 +303,8 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best_loss = int(state["epoch"]) + 1, float(state["best_loss"])
         print(f"resuming from {last_path} after epoch {start_epoch}")
+        if ddp.is_main and rewind_logs(log_dir, state.get("logs", {})):
+            print(f"logs in {log_dir}: removed the entries written after that checkpoint (an interrupted epoch)")
 
     if ddp.enabled:
         device_ids = [ddp.device] if ddp.device.type == "cuda" else None
@@ -284,7 +319,6 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     test_loader = DataLoader(ClipDataset(test_items, stats), batch_size=args.batch_size, num_workers=args.workers)
     val_loader = DataLoader(ClipDataset(val_items, stats), batch_size=args.batch_size, num_workers=args.workers)
 
-    log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     if ddp.is_main:
         print(f"{spec.architecture.upper()}: {len(train_items)} train / {len(test_items)} test / "
@@ -310,7 +344,8 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
             if improved:
                 save_checkpoint(args.output, model, info, epoch=epoch, selection_loss=selection_loss)
             save_checkpoint(last_path, model, info, epoch=epoch, best_loss=best_loss,
-                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict())
+                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                            logs=log_state(log_dir, spec.log_names))
             print(f"epoch {epoch + 1}/{args.epochs}: selection loss {selection_loss:.4f}, "
                   f"lr {optimizer.param_groups[0]['lr']:.2e}{' (best so far)' if improved else ''}")
         ddp.barrier()

@@ -6,6 +6,7 @@ tests stay fast on two cores.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import describe, run_module, run_python, write_audio
+from tests.helpers import describe, read_logs, run_module, run_python, write_audio
 from tests.synth import ai_like, make_corpus, write_recording
 
 # A small ViT: the architecture is the real one, only narrower and shallower.
@@ -46,6 +47,7 @@ class TrainingRun:
     runs: list[subprocess.CompletedProcess]
     first_logs: dict[str, str] = field(default_factory=dict)  # log files after the first run
     first_last_epoch: int | None = None  # `epoch` of the last checkpoint after the first run
+    first_last_copy: Path | None = None  # a copy of the last checkpoint as the first run left it
 
 
 @pytest.fixture(scope="session")
@@ -67,10 +69,6 @@ def data_tree(tmp_path_factory: pytest.TempPathFactory) -> DataTree:
     return tree
 
 
-def _read_logs(log_dir: Path) -> dict[str, str]:
-    return {p.name: p.read_text() for p in log_dir.iterdir() if p.is_file()}
-
-
 @pytest.fixture(scope="session")
 def cnn_run(data_tree: DataTree, tmp_path_factory: pytest.TempPathFactory) -> TrainingRun:
     """CNN trained for one epoch, then resumed to two epochs with --resume."""
@@ -82,11 +80,24 @@ def cnn_run(data_tree: DataTree, tmp_path_factory: pytest.TempPathFactory) -> Tr
     first = run_module("src.train_CNN", *common, "--epochs", "1")
     assert first.returncode == 0, describe(first)
     run.runs.append(first)
-    run.first_logs = _read_logs(run.log_dir)
+    run.first_logs = read_logs(run.log_dir)
     run.first_last_epoch = int(read_checkpoint(run.last)["epoch"])
+    run.first_last_copy = Path(shutil.copy(run.last, work / "last_after_first_run.pth"))
     second = run_module("src.train_CNN", *common, "--epochs", "2", "--resume")
     assert second.returncode == 0, describe(second)
     run.runs.append(second)
+    return run
+
+
+@pytest.fixture(scope="session")
+def cnn_straight_run(data_tree: DataTree, tmp_path_factory: pytest.TempPathFactory) -> TrainingRun:
+    """The same CNN training as `cnn_run`, two epochs in one go: what an uninterrupted run gives."""
+    work = tmp_path_factory.mktemp("cnn_straight")
+    run = TrainingRun(work / "models" / "cnn.pth", work / "models" / "cnn_last.pth", work / "CNNLogs", [])
+    result = run_module("src.train_CNN", "--root", data_tree.root, "--output", run.output, "--log-dir", run.log_dir,
+                        "--epochs", "2", *TRAIN_OPTIONS)
+    assert result.returncode == 0, describe(result)
+    run.runs.append(result)
     return run
 
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import torch
+
+from src.checkpoint import read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,16 +43,54 @@ def matrix(match: re.Match) -> list[int]:
     return [int(match[k]) for k in ("m00", "m01", "m10", "m11")]
 
 
-def run_python(*args: str | os.PathLike, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `python ARGS...` (this interpreter) in the repository root and capture its output."""
+def run_python(*args: str | os.PathLike, timeout: float = 300, env: dict | None = None, text: bool = True,
+               prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run `[PREFIX...] python ARGS...` (this interpreter) in the repository root; output as text or bytes."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([*prefix, sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=text,
                           timeout=timeout, env=full_env)
 
 
-def run_module(module: str, *args: str | os.PathLike, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run `python -m MODULE ARGS...` in the repository root."""
-    return run_python("-m", module, *args, timeout=timeout)
+def run_module(module: str, *args: str | os.PathLike, **options) -> subprocess.CompletedProcess:
+    """Run `python -m MODULE ARGS...` in the repository root (options as for run_python)."""
+    return run_python("-m", module, *args, **options)
+
+
+def start_module(module: str, *args: str | os.PathLike, capture: bool = False) -> subprocess.Popen:
+    """Start `python -m MODULE ARGS...` in its own process group (so that a kill takes its workers too)."""
+    output = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", module, *map(str, args)], cwd=REPO, start_new_session=True,
+                            stdout=output, stderr=output, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def wait_until(condition: Callable[[], bool], process: subprocess.Popen, timeout: float = 120) -> None:
+    """Poll `condition` until it holds or the process has ended."""
+    deadline = time.monotonic() + timeout
+    while not condition() and process.poll() is None:
+        assert time.monotonic() < deadline, "the command made no progress"
+        time.sleep(0.01)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL the process and every process it started, then reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # it had finished already
+    process.wait()
+
+
+def dead_pid() -> int:
+    """A process id that no process has now."""
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid += 1
 
 
 def describe(result: subprocess.CompletedProcess) -> str:
@@ -90,3 +134,22 @@ def write_audio(path: Path, samples: np.ndarray, sample_rate: int, subtype: str 
 def dominant_frequency(samples: np.ndarray, sample_rate: int) -> float:
     spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
     return float(np.fft.rfftfreq(len(samples), 1 / sample_rate)[np.argmax(spectrum)])
+
+
+def assert_same_training_state(last: Path, reference: Path) -> None:
+    """Two `_last` checkpoints hold the same epoch, weights, Adam state and scheduler state."""
+    got, want = read_checkpoint(last), read_checkpoint(reference)
+    assert got["epoch"] == want["epoch"] and got["best_loss"] == want["best_loss"]
+    assert got["state_dict"].keys() == want["state_dict"].keys()
+    for key, value in want["state_dict"].items():
+        assert torch.equal(value, got["state_dict"][key]), key
+    assert got["optimizer"]["param_groups"] == want["optimizer"]["param_groups"]
+    for index, moments in want["optimizer"]["state"].items():
+        for name, value in moments.items():
+            assert torch.equal(value, got["optimizer"]["state"][index][name]), (index, name)
+    assert got["scheduler"] == want["scheduler"]
+
+
+def read_logs(log_dir: Path) -> dict[str, str]:
+    """Every log file in a folder by name."""
+    return {p.name: p.read_text() for p in sorted(log_dir.iterdir()) if p.is_file()}

@@ -14,7 +14,7 @@ import soundfile as sf
 
 from data.layout import all_dirs
 from src.audio import CLIP_SAMPLES, SAMPLE_RATE, load_audio
-from tests.helpers import describe, file_hashes, files_named, run_module, write_audio
+from tests.helpers import dead_pid, describe, file_hashes, files_named, run_module, write_audio
 from tests.synth import write_recording
 
 TWELVE = [
@@ -218,18 +218,6 @@ def test_inputs_are_never_modified(converted: Converted):
 
 def test_no_temporary_files_are_left(converted: Converted):
     assert files_named(converted.root, ".partial") == []
-
-
-def dead_pid() -> int:
-    pid = 4_000_000
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        except PermissionError:
-            pass
-        pid += 1
 
 
 def test_interrupted_work_is_redone_and_leftovers_cleaned(converted: Converted, tmp_path: Path):

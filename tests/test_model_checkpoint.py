@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 from collections import OrderedDict
 from pathlib import Path
 
 import pytest
 import torch
 
-from src.checkpoint import CheckpointError, ModelInfo, load_model, read_checkpoint, save_checkpoint
+from src.checkpoint import (
+    CheckpointError,
+    ModelInfo,
+    load_model,
+    read_checkpoint,
+    recorded_checksums,
+    save_checkpoint,
+)
 from src.features import ORIGINAL_MEAN, ORIGINAL_STD
 from src.model import CNN, ViT, build_model
+from tests.helpers import REPO, describe, run_module
 
 SMALL_VIT = {"embed_dim": 64, "depth": 2, "num_heads": 4}
 
@@ -139,6 +149,12 @@ def test_checkpoint_for_another_input_contract_is_refused(tmp_path: Path):
     save_checkpoint(path, CNN(), ModelInfo("cnn", labels=("human", "ai")))
     with pytest.raises(CheckpointError, match="labels"):
         load_model(path)
+    save_checkpoint(path, CNN(), ModelInfo("cnn", input_shape=(1, 128, 94)))
+    with pytest.raises(CheckpointError, match=r"input_shape is \(1, 128, 94\), this toolkit needs \(1, 1025, 94\)"):
+        load_model(path)
+    save_checkpoint(path, CNN(), ModelInfo("cnn", clip_seconds=4))
+    with pytest.raises(CheckpointError, match="clip_seconds is 4, this toolkit needs 3"):
+        load_model(path)
 
 
 def test_checkpoint_whose_weights_do_not_fit_its_config_is_refused(tmp_path: Path):
@@ -260,3 +276,27 @@ def test_shipped_weights_are_checked_against_their_recorded_checksum(tmp_path: P
     with pytest.raises(CheckpointError) as not_listed:
         load_model(path)
     assert "checksum" not in str(not_listed.value)
+
+
+SHIPPED = REPO / "pretrained_weights"
+
+
+def test_shipped_weights_match_their_recorded_checksums():
+    recorded = recorded_checksums(SHIPPED)
+    assert sorted(recorded) == ["CNN_Ai-SPY.pth", "ViT_Ai-SPY.pth"]
+    for name, digest in recorded.items():
+        assert hashlib.sha256((SHIPPED / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_corrupted_shipped_weights_are_refused_by_the_command(tmp_path: Path):
+    # One byte flipped inside the weights (not the zip structure): only the checksum can tell.
+    for name in ("CNN_Ai-SPY.pth", "SHA256SUMS"):
+        shutil.copy(SHIPPED / name, tmp_path / name)
+    weights = tmp_path / "CNN_Ai-SPY.pth"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    weights.write_bytes(bytes(data))
+    result = run_module("src.inference_CNN", REPO / "assets" / "sample_ai.mp3", "--model", weights, "--no-progress")
+    assert result.returncode == 2 and result.stdout == "", describe(result)
+    assert f"error: {weights}: checksum mismatch: {tmp_path / 'SHA256SUMS'} records" in result.stderr
+    assert "Traceback" not in result.stderr
