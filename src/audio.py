@@ -37,7 +37,7 @@ _LAME_FAST_QUALITY = 7
 _LAME_DELAY = 1105
 
 # Decoding reads this many seconds at a time, so memory does not grow with file length.
-BLOCK_SECONDS = 60
+BLOCK_SECONDS = 10
 _SHORT_READ_SECONDS = 2
 
 # Extensions scanned in folders. soundfile decodes the first group in-process;
@@ -242,7 +242,7 @@ def mp3_normalise(samples: np.ndarray) -> np.ndarray:
     return fix_length(decoded[_LAME_DELAY:].astype(np.float32), len(samples))
 
 
-def mp3_normalise_blocks(blocks: Iterable[np.ndarray], margin: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+def mp3_normalise_blocks(blocks: Iterable[np.ndarray], margin: int = SAMPLE_RATE // 4) -> Iterator[np.ndarray]:
     """`mp3_normalise` over a stream of blocks: each block is coded with `margin` samples of its
     neighbours on both sides, which are dropped again, so block edges leave no codec artefacts."""
     before = np.zeros(0, np.float32)

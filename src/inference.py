@@ -104,7 +104,7 @@ class Detector:
         """Result for one file: the original's fields, the timeline and the model, or an error."""
         return next(self.analyse_many([path]))
 
-    def analyse_many(self, paths: Iterable[str | os.PathLike], prefetch: int = 4) -> Iterator[dict]:
+    def analyse_many(self, paths: Iterable[str | os.PathLike], prefetch: int = 2) -> Iterator[dict]:
         """Results in input order, while a background thread decodes up to `prefetch` batches ahead."""
         messages: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         stop = threading.Event()
