@@ -173,10 +173,13 @@ class Detector:
                     send(("end", self._decode_one(path, send)))
                 except AudioError as exc:
                     send(("end", exc))
+                except Exception as exc:  # a decoder bug on one odd file must not end the whole batch
+                    send(("end", AudioError(f"unexpected {type(exc).__name__} while decoding: {exc} "
+                                            "(please report this file)")))
             send(None)
         except SystemExit:
             return
-        except BaseException as exc:  # a bug, not bad input: let the consumer raise it
+        except BaseException as exc:  # e.g. KeyboardInterrupt, or a failing path iterator: the consumer raises it
             send(exc)
 
     def _decode_one(self, path: str | os.PathLike, send) -> int:

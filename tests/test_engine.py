@@ -98,3 +98,22 @@ def test_an_hour_is_scored_with_flat_memory(cnn_run: TrainingRun, tmp_path: Path
     (result,) = [json.loads(line) for line in (tmp_path / "hour.jsonl").read_text().splitlines()]
     assert result["duration_s"] == 3600.0 and len(result["windows"]) == 1200
     assert peaks["hour"] <= 1.10 * peaks["minute"], peaks
+
+
+def test_an_unexpected_decoder_failure_costs_only_that_file(cnn_run: TrainingRun, inference_inputs: InferenceInputs,
+                                                           monkeypatch: pytest.MonkeyPatch):
+    detector = Detector(cnn_run.output, "cnn", device="cpu")
+    real_samples = detector.samples
+    unlucky = inference_inputs.audio[1]
+
+    def samples(path):
+        if path == unlucky:
+            raise KeyError("a decoder bug")
+        return real_samples(path)
+
+    monkeypatch.setattr(detector, "samples", samples)
+    results = list(detector.analyse_many(inference_inputs.audio))
+    assert [r["name"] for r in results] == [str(p) for p in inference_inputs.audio]
+    assert results[1] == {"name": str(unlucky),
+                          "error": "unexpected KeyError while decoding: 'a decoder bug' (please report this file)"}
+    assert all("Prediction" in r for i, r in enumerate(results) if i != 1)
