@@ -78,13 +78,6 @@ def _checked(path: str | os.PathLike) -> Path:
     return path
 
 
-def _ffmpeg_missing(path: Path) -> AudioError:
-    return AudioError(
-        f"{path.suffix or 'this'} files need ffmpeg, which is not installed "
-        "(apt-get install ffmpeg); mp3, wav, flac and ogg decode without it"
-    )
-
-
 class _MonoResampler:
     """Averages channels, checks the samples and resamples to 16 kHz, block after block."""
 
@@ -103,10 +96,9 @@ class _MonoResampler:
         return np.clip(mono, -1.0, 1.0)
 
 
-def _stream_with_soundfile(path: Path, block_seconds: float) -> Iterator[np.ndarray]:
+def _stream_with_soundfile(file: sf.SoundFile, block_seconds: float) -> Iterator[np.ndarray]:
     try:
-        with sf.SoundFile(os.fsencode(path)) as file:  # bytes: names need not be UTF-8
-            yield from _in_blocks(_decoded_pieces(file, block_seconds), int(block_seconds * SAMPLE_RATE))
+        yield from _in_blocks(_decoded_pieces(file, block_seconds), int(block_seconds * SAMPLE_RATE))
     except sf.LibsndfileError as exc:
         reason = _libsndfile_reason(exc)
         raise AudioError(f"not decodable: not audio, or a corrupt or unsupported file ({reason})") from exc
@@ -149,7 +141,8 @@ def _stream_with_ffmpeg(path: Path, block_seconds: float, failure: str = "ffmpeg
                         ) -> Iterator[np.ndarray]:
     """ffmpeg decodes, downmixes and resamples; we read its float output in blocks."""
     if shutil.which("ffmpeg") is None:
-        raise _ffmpeg_missing(path)
+        raise AudioError(f"{path.suffix or 'this'} files need ffmpeg, which is not installed "
+                         "(apt-get install ffmpeg); mp3, wav, flac and ogg decode without it")
     command = ["ffmpeg", "-nostdin", "-v", "error", "-i", os.fsencode(path), "-f", "f32le", "-ac", "1",
                "-ar", str(SAMPLE_RATE), "-"]
     block_bytes = 4 * max(1, int(block_seconds * SAMPLE_RATE))
@@ -180,19 +173,20 @@ def stream_audio(path: str | os.PathLike, block_seconds: float = BLOCK_SECONDS) 
         yield from _stream_with_ffmpeg(path, block_seconds)
         return
     try:
-        probe = sf.info(os.fsencode(path))
+        file = sf.SoundFile(os.fsencode(path))  # bytes: names need not be UTF-8
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
         reason = f"not decodable: not audio, or a corrupt or unsupported file ({_libsndfile_reason(exc)})"
         if shutil.which("ffmpeg") is None:
             raise AudioError(reason) from exc
         yield from _stream_with_ffmpeg(path, block_seconds, failure=f"{reason}; ffmpeg failed too")
         return
-    if probe.channels <= 0:
-        raise AudioError(f"not decodable: the header claims {probe.channels} channels")
-    if probe.samplerate < MIN_SAMPLE_RATE:
-        raise AudioError(f"sample rate {probe.samplerate} Hz is below {MIN_SAMPLE_RATE} Hz: "
-                         "a corrupt header, not speech")
-    yield from _stream_with_soundfile(path, block_seconds)
+    with file:
+        if file.channels <= 0:
+            raise AudioError(f"not decodable: the header claims {file.channels} channels")
+        if file.samplerate < MIN_SAMPLE_RATE:
+            raise AudioError(f"sample rate {file.samplerate} Hz is below {MIN_SAMPLE_RATE} Hz: "
+                             "a corrupt header, not speech")
+        yield from _stream_with_soundfile(file, block_seconds)
 
 
 def load_audio(path: str | os.PathLike) -> np.ndarray:
