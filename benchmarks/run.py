@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.corpus import write_mp3
-from src.cli import HelpFormatter, default_threads
+from src.cli import HelpFormatter, default_threads, usable_cores
 from src.inference import resolve_precision
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +51,7 @@ def machine(threads: int) -> str:
         names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
                  if line.startswith("model name")]
         cpu = names[0] if names else cpu
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     bf16 = resolve_precision("auto", torch.device("cpu")) == "bf16"
     return (f"{cores} cores ({cpu}), torch {torch.__version__}, Python {platform.python_version()}, "
             f"model threads {threads} + 1 decoding thread, native bf16: {'yes' if bf16 else 'no'}")

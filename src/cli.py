@@ -18,20 +18,25 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """--device and --precision, shared by every command that scores audio."""
+    """--device, --precision and --threads, shared by every command that scores audio."""
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                        help="model arithmetic; auto = bf16 where the CPU or GPU computes it natively "
-                             "(AVX512-BF16/AMX CPUs: about 2x faster, P(AI) within 0.01 of fp32), else fp32")
+                        help="model arithmetic; auto = bf16 where the CPU or GPU computes it natively, else fp32 "
+                             "(make bench on an AVX512-BF16 CPU: 1.3x faster end to end; validation P(AI) "
+                             "within 0.021 of fp32, median 0.001)")
     parser.add_argument("--threads", type=positive_int, default=default_threads(),
                         help="CPU threads for the model; the default leaves one core to the thread that "
                              "decodes the next audio")
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def default_threads() -> int:
     """All usable cores but one (at least one)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores - 1)
+    return max(1, usable_cores() - 1)
 
 
 def positive_int(text: str) -> int:

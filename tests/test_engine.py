@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from src.inference import Detector
 from tests.conftest import InferenceInputs, TrainingRun
@@ -63,9 +64,10 @@ def test_bf16_scores_agree_with_fp32(cnn_run: TrainingRun, vit_run: TrainingRun,
             assert p_half == pytest.approx(p_full, abs=0.02)
 
 
-def test_auto_precision_is_fp32_or_native_bf16(cnn_run: TrainingRun):
+def test_auto_precision_is_bf16_exactly_where_the_cpu_has_it(cnn_run: TrainingRun):
     detector = Detector(cnn_run.output, "cnn", device="cpu")
-    assert detector.precision in ("fp32", "bf16")
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert detector.precision == ("bf16" if native else "fp32")
     with pytest.raises(ValueError, match="precision must be one of"):
         Detector(cnn_run.output, "cnn", device="cpu", precision="fp16")
 
