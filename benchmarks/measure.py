@@ -93,8 +93,9 @@ def profile(args: argparse.Namespace) -> dict:
     blocks = timed("decode + resample", lambda: list(stream_audio(args.paths[0])))
     blocks = timed("mp3 normalise", lambda: list(mp3_normalise_blocks(blocks)))
     windows = timed("framing", lambda: np.stack([w for _, w in stream_windows(blocks)]))
-    timed("spectrogram", lambda: [features(torch.from_numpy(windows[i:i + 16]), detector.info.stats)
-                                  for i in range(0, len(windows), 16)])
+    step = detector.batch_size
+    timed("spectrogram", lambda: [features(torch.from_numpy(windows[i:i + step]), detector.info.stats)
+                                  for i in range(0, len(windows), step)])
     timed("features + model", lambda: detector.probabilities(windows))
     times["model"] = times.pop("features + model") - times["spectrogram"]
     return times
