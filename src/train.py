@@ -2,14 +2,16 @@
 
 Reads clips from <root>/{ai,human}_split, holds out a test split by source recording,
 evaluates on <root>/validation_set/{ai,human}_split each epoch, steps a
-ReduceLROnPlateau scheduler on the validation loss, keeps the best and the last
-checkpoint, and writes the original's per-epoch log files. Runs on several processes
+ReduceLROnPlateau scheduler on the validation loss (or follows a cosine schedule),
+optionally keeps an exponential moving average of the weights, keeps the best and the
+last checkpoint, and writes the original's per-epoch log files. Runs on several processes
 or GPUs under `torchrun` (DistributedDataParallel; gloo on CPU, NCCL on CUDA).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import hashlib
 import math
@@ -82,6 +84,16 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
                         help="continue from the last checkpoint next to --output (model, optimizer, scheduler)")
     parser.add_argument("--bf16", action="store_true",
                         help="train under bfloat16 autocast (faster on CPUs with AVX512-BF16 or AMX)")
+    parser.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau",
+                        help="plateau: divide the LR by 10 after 10 epochs without a better selection loss "
+                             "(the original); cosine: decay it to 0 over --epochs, whatever the losses")
+    parser.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                        help="evaluate and save an exponential moving average of the weights, updated after "
+                             "every step with this decay (e.g. 0.998); 0 = off")
+    parser.add_argument("--select", choices=("validation", "test", "last"), default="validation",
+                        help="which epoch --output keeps: lowest validation_set loss (the original), lowest "
+                             "loss on the held-out test split, or simply the last (no choice made on the data "
+                             "you will report on)")
     parser.add_argument("--augment-prob", type=float, default=0.5,
                         help="share of training clips augmented (noise, reverb, codecs, band-limiting, masks); 0 = off")
     parser.add_argument("--noise-dir", help="folder of background noise recordings mixed under training clips")
@@ -89,14 +101,36 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
     parser.add_argument("--init-weights",
                         help="start from this checkpoint's weights (fine-tuning, e.g. the shipped ones on your data)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    for flag, (kind, default, text) in spec.model_options.items():
-        parser.add_argument(flag, type=kind, default=default, help=text)
+    for flag, (kind, default, text) in spec.model_options.items():  # None: see model_config
+        parser.add_argument(flag, type=kind, help=f"{text} (default: {default}; with --init-weights, that model's)")
     return parser
+
+
+def model_config(spec: ArchSpec, args: argparse.Namespace, start_config: dict) -> dict:
+    """Model settings: those given on the command line, else the --init-weights checkpoint's, else the defaults."""
+    config = {}
+    for flag, (_, default, _) in spec.model_options.items():
+        key = flag.lstrip("-").replace("-", "_")
+        given = getattr(args, key)
+        config[key] = given if given is not None else start_config.get(key, default)
+    return config
 
 
 def last_checkpoint_path(output: str | os.PathLike) -> Path:
     output = Path(output)
     return output.with_name(f"{output.stem}_last{output.suffix}")
+
+
+def resume_mismatch(state: dict, args: argparse.Namespace) -> str | None:
+    """Why a `_last` checkpoint cannot continue under these flags, or None."""
+    if ("train_state_dict" in state) != (args.ema > 0):
+        return f"was trained {'without' if args.ema > 0 else 'with'} --ema"
+    cosine = "T_max" in state["scheduler"]
+    if cosine != (args.schedule == "cosine"):
+        return f"was trained with --schedule {'cosine' if cosine else 'plateau'}"
+    if cosine and state["scheduler"]["T_max"] != args.epochs:
+        return f"follows a cosine schedule over {state['scheduler']['T_max']} epochs, not --epochs {args.epochs}"
+    return None
 
 
 def log_state(log_dir: Path, names: tuple[str, ...]) -> dict[str, dict]:
@@ -122,6 +156,23 @@ def rewind_logs(log_dir: Path, state: dict[str, dict]) -> list[str]:
             write_bytes_atomic(path, data[:size])
             rewound.append(name)
     return rewound
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights and batchnorm statistics."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(getattr(model, "module", model)).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        live = getattr(model, "module", model).state_dict()
+        for name, average in self.model.state_dict().items():
+            if average.is_floating_point():
+                average.lerp_(live[name], 1.0 - self.decay)
+            else:  # counters such as num_batches_tracked
+                average.copy_(live[name])
 
 
 def seed_everything(seed: int) -> None:
@@ -212,7 +263,8 @@ def evaluate_split(model, loader, device, threshold, progress, desc) -> tuple[Re
     return report, [items[i][0] for i in indices[wrong]]
 
 
-def train_one_epoch(model, loader, optimizer, device, epoch, epochs, progress, bf16: bool = False) -> float:
+def train_one_epoch(model, loader, optimizer, device, epoch, epochs, progress, bf16: bool = False,
+                    average: WeightAverage | None = None) -> float:
     model.train()
     loss_fn = nn.CrossEntropyLoss()
     total, seen, correct = 0.0, 0, 0
@@ -225,6 +277,8 @@ def train_one_epoch(model, loader, optimizer, device, epoch, epochs, progress, b
             loss = loss_fn(logits.float(), y)
         loss.backward()
         optimizer.step()
+        if average is not None:
+            average.update(model)
         total += loss.item() * len(y)
         seen += len(y)
         correct += (logits.argmax(1) == y).sum().item()
@@ -264,28 +318,34 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     val_items = labelled_clips(root / "validation_set" / "ai_split", root / "validation_set" / "human_split")
     stats = load_or_compute_stats(root, items, args.workers, ddp, progress)
 
-    seed_everything(args.seed)
-    config = {key.lstrip("-").replace("-", "_"): getattr(args, key.lstrip("-").replace("-", "_"))
-              for key in spec.model_options}
-    model = build_model(spec.architecture, config)
+    start = start_info = None
     if args.init_weights:
         try:
             start, start_info = load_model(args.init_weights, spec.architecture)
         except CheckpointError as exc:
             print(f"error: --init-weights: {exc}", file=sys.stderr)
             return 2
-        if start_info.config != config:
-            print(f"error: --init-weights: {args.init_weights} has settings {start_info.config}, "
-                  f"this run asks for {config}", file=sys.stderr)
-            return 2
+    config = model_config(spec, args, start_info.config if start_info else {})
+    if start_info is not None and start_info.config != config:
+        print(f"error: --init-weights: {args.init_weights} has settings {start_info.config}, "
+              f"this run asks for {config}", file=sys.stderr)
+        return 2
+    seed_everything(args.seed)
+    model = build_model(spec.architecture, config)
+    if start is not None:
         model.load_state_dict(start.state_dict())
     model = model.to(ddp.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "min", patience=10, factor=0.1)
+    if args.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    else:
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "min", patience=10, factor=0.1)
+    average = WeightAverage(model, args.ema) if args.ema > 0 else None
     augmenter = Augmenter(args.augment_prob, args.noise_dir, args.rir_dir) if args.augment_prob > 0 else None
     trained_on = {**describe_data(train_items, test_items, val_items, root), "augmentation": describe(augmenter),
                   "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
-                  "bf16": args.bf16, "init_weights": args.init_weights}
+                  "bf16": args.bf16, "init_weights": args.init_weights, "schedule": args.schedule,
+                  "ema": args.ema, "select": args.select}
     info = ModelInfo(spec.architecture, config, stats.mean, stats.std, trained_on=trained_on)
 
     start_epoch, best_loss = 0, math.inf
@@ -298,7 +358,14 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
             print(f"error: --resume: no checkpoint at {last_path}", file=sys.stderr)
             return 2
         state = read_checkpoint(last_path)
-        model.load_state_dict(state["state_dict"])
+        problem = resume_mismatch(state, args)
+        if problem:
+            print(f"error: --resume: {last_path} {problem}; resume with the flags of the interrupted run",
+                  file=sys.stderr)
+            return 2
+        model.load_state_dict(state.get("train_state_dict", state["state_dict"]))
+        if average is not None:
+            average.model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best_loss = int(state["epoch"]) + 1, float(state["best_loss"])
@@ -323,7 +390,7 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     if ddp.is_main:
         print(f"{spec.architecture.upper()}: {len(train_items)} train / {len(test_items)} test / "
               f"{len(val_items)} validation clips, device {ddp.device}, {ddp.world_size} process(es)")
-        if not val_items:
+        if not val_items and args.select == "validation":
             print("no validation_set clips: the best epoch is chosen on the test split")
 
     for epoch in range(start_epoch, args.epochs):
@@ -331,38 +398,50 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
         if sampler is not None:
             sampler.set_epoch(epoch)
         generator.manual_seed(args.seed + epoch)
-        train_one_epoch(model, train_loader, optimizer, ddp.device, epoch, args.epochs, progress, args.bf16)
-        selection_loss = math.nan
+        train_one_epoch(model, train_loader, optimizer, ddp.device, epoch, args.epochs, progress, args.bf16,
+                        average)
+        evaluated = model if average is None else average.model  # the weights that get saved
+        losses = {"test": math.nan, "validation": math.nan}
         if ddp.is_main:
-            selection_loss = _evaluate_and_log(spec, model, test_loader, val_loader, ddp.device, epoch, log_dir,
-                                               info.threshold, progress)
-        selection_loss = ddp.broadcast_float(selection_loss)
-        scheduler.step(selection_loss)
+            losses = _evaluate_and_log(spec, evaluated, test_loader, val_loader, ddp.device, epoch, log_dir,
+                                       info.threshold, progress)
+        monitored = losses["validation"] if val_items else losses["test"]
+        selection = monitored if args.select == "validation" else losses["test"]
+        monitored, selection_loss = ddp.broadcast_float(monitored), ddp.broadcast_float(selection)
+        if args.schedule == "cosine":
+            scheduler.step()
+        else:
+            scheduler.step(monitored)
         if ddp.is_main:
-            improved = selection_loss < best_loss
-            best_loss = min(best_loss, selection_loss)
+            improved = args.select == "last" or selection_loss < best_loss
+            best_loss = selection_loss if args.select == "last" else min(best_loss, selection_loss)
             if improved:
-                save_checkpoint(args.output, model, info, epoch=epoch, selection_loss=selection_loss)
-            save_checkpoint(last_path, model, info, epoch=epoch, best_loss=best_loss,
+                save_checkpoint(args.output, evaluated, info, epoch=epoch, selection_loss=selection_loss)
+            live = getattr(model, "module", model)
+            resume_state = {} if average is None else {  # the averaged weights are saved; training goes on from these
+                "train_state_dict": {k: v.detach().cpu() for k, v in live.state_dict().items()}}
+            save_checkpoint(last_path, evaluated, info, epoch=epoch, best_loss=best_loss,
                             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                            logs=log_state(log_dir, spec.log_names))
+                            logs=log_state(log_dir, spec.log_names), **resume_state)
+            note = " (best so far)" if improved and args.select != "last" else ""
             print(f"epoch {epoch + 1}/{args.epochs}: selection loss {selection_loss:.4f}, "
-                  f"lr {optimizer.param_groups[0]['lr']:.2e}{' (best so far)' if improved else ''}")
+                  f"lr {optimizer.param_groups[0]['lr']:.2e}{note}")
         ddp.barrier()
     if ddp.is_main:
         print(f"best checkpoint: {args.output}\nlast checkpoint: {last_path}\nlogs: {log_dir}")
     return 0
 
 
-def _evaluate_and_log(spec, model, test_loader, val_loader, device, epoch, log_dir, threshold, progress) -> float:
-    """Write the epoch's test, validation and misclassified-file logs; returns the selection loss."""
+def _evaluate_and_log(spec, model, test_loader, val_loader, device, epoch, log_dir, threshold,
+                      progress) -> dict[str, float]:
+    """Write the epoch's test, validation and misclassified-file logs; returns the losses of both splits."""
     net = getattr(model, "module", model)
     test_report, _ = evaluate_split(net, test_loader, device, threshold, progress, "test")
     append_text_atomic(log_dir / spec.log_name, format_test_line(test_report))
     if not len(val_loader.dataset):
-        return test_report.loss
+        return {"test": test_report.loss, "validation": math.nan}
     val_report, wrong = evaluate_split(net, val_loader, device, threshold, progress, "validation")
     append_text_atomic(log_dir / spec.val_log_name,
                        format_validation_line(epoch + spec.validation_epoch_base, val_report))
     append_text_atomic(log_dir / spec.incorrect_log_name, "".join(f"{p}\n" for p in wrong))
-    return val_report.loss
+    return {"test": test_report.loss, "validation": val_report.loss}

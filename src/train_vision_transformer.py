@@ -1,8 +1,16 @@
 """Train the vision transformer detector: `python -m src.train_vision_transformer --help`."""
 
+import argparse
 import sys
 
 from src.train import ArchSpec, run
+
+
+def stem(value: str) -> str:
+    if value not in ("patch", "conv"):
+        raise argparse.ArgumentTypeError(f"--stem must be 'patch' or 'conv', not {value!r}")
+    return value
+
 
 VIT_SPEC = ArchSpec(
     architecture="vit",
@@ -20,6 +28,8 @@ VIT_SPEC = ArchSpec(
         "--embed-dim": (int, 256, "token width"),
         "--depth": (int, 6, "transformer layers"),
         "--num-heads": (int, 8, "attention heads"),
+        "--stem": (stem, "patch", "patch: square patches of the padded input; conv: a 4-layer convolutional stem "
+                                 "makes 17 x 12 tokens (learns from far less data)"),
     },
 )
 
