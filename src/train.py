@@ -159,18 +159,25 @@ def rewind_logs(log_dir: Path, state: dict[str, dict]) -> list[str]:
 
 
 class WeightAverage:
-    """An exponential moving average of a model's weights and batchnorm statistics."""
+    """An exponential moving average of a model's weights and batchnorm statistics.
+
+    The decay ramps up as min(decay, (1 + n) / (10 + n)) over the first updates, so the random
+    initial weights are forgotten quickly even in short runs.
+    """
 
     def __init__(self, model: nn.Module, decay: float):
         self.decay = decay
+        self.updates = 0
         self.model = copy.deepcopy(getattr(model, "module", model)).eval().requires_grad_(False)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         live = getattr(model, "module", model).state_dict()
         for name, average in self.model.state_dict().items():
             if average.is_floating_point():
-                average.lerp_(live[name], 1.0 - self.decay)
+                average.lerp_(live[name], 1.0 - decay)
             else:  # counters such as num_batches_tracked
                 average.copy_(live[name])
 
@@ -366,6 +373,7 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
         model.load_state_dict(state.get("train_state_dict", state["state_dict"]))
         if average is not None:
             average.model.load_state_dict(state["state_dict"])
+            average.updates = int(state["average_updates"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best_loss = int(state["epoch"]) + 1, float(state["best_loss"])
@@ -419,7 +427,8 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
                 save_checkpoint(args.output, evaluated, info, epoch=epoch, selection_loss=selection_loss)
             live = getattr(model, "module", model)
             resume_state = {} if average is None else {  # the averaged weights are saved; training goes on from these
-                "train_state_dict": {k: v.detach().cpu() for k, v in live.state_dict().items()}}
+                "train_state_dict": {k: v.detach().cpu() for k, v in live.state_dict().items()},
+                "average_updates": average.updates}
             save_checkpoint(last_path, evaluated, info, epoch=epoch, best_loss=best_loss,
                             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                             logs=log_state(log_dir, spec.log_names), **resume_state)

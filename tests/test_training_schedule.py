@@ -42,6 +42,7 @@ def test_weight_average_moves_each_weight_towards_the_live_one():
     torch.manual_seed(0)
     live = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
     average = WeightAverage(live, decay=0.75)
+    average.updates = 100  # past the warm-up, where the decay is the one asked for
     before = {k: v.clone() for k, v in average.model.state_dict().items()}
     with torch.no_grad():
         for p in live.parameters():
@@ -55,6 +56,17 @@ def test_weight_average_moves_each_weight_towards_the_live_one():
         else:
             assert torch.equal(value, now[name]), name  # num_batches_tracked follows the live model
     assert not any(p.requires_grad for p in average.model.parameters())
+
+
+def test_weight_average_forgets_the_initial_weights_in_a_short_run():
+    live = nn.Linear(2, 2)
+    average = WeightAverage(live, decay=0.999)
+    with torch.no_grad():
+        live.weight.fill_(1.0)
+    for _ in range(200):
+        average.update(live)
+    # With a fixed 0.999, 82% of the initial weights would remain; the warm-up leaves under 5%.
+    assert torch.all((average.model.weight - 1.0).abs() < 0.05 * (1.0 + live.weight.abs().max()))
 
 
 def test_averaged_run_keeps_the_last_epochs_averaged_weights(averaged_run: Path):
@@ -90,6 +102,7 @@ def test_killed_averaged_run_resumes_to_the_uninterrupted_result(data_tree: Data
     assert_same_training_state(last, reference)
     got, want = read_checkpoint(last)["train_state_dict"], read_checkpoint(reference)["train_state_dict"]
     assert all(torch.equal(got[name], value) for name, value in want.items())
+    assert read_checkpoint(last)["average_updates"] == read_checkpoint(reference)["average_updates"] > 0
 
 
 @pytest.mark.parametrize(("flags", "message"), [
