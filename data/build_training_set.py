@@ -4,7 +4,7 @@
 
 Human: every recording of `<sources>/human` and the human clips of `<sources>/demo-pool`.
 AI: the demo-pool's TTS / voice-conversion / vocoder clips, plus speech made here: Piper
-(VITS) and Kokoro neural TTS, WORLD / Griffin-Lim / MLSA vocoder copies of the human
+(VITS) and Kokoro neural TTS, WORLD / Griffin-Lim / LPC / MLSA vocoder copies of the human
 recordings, and a small share of classical engines (eSpeak NG, Festival, Flite).
 
 Rules against shortcuts: every recording is brought to 16 kHz mono, edge-trimmed and
@@ -51,8 +51,8 @@ JOIN_SECONDS = (6.0, 15.0)
 MIN_TTS_SECONDS = 4.0
 
 # Share of the AI hours (after the demo-pool clips) per generated family, training split.
-TRAIN_FAMILIES = {"piper": 0.30, "world": 0.20, "griffin-lim": 0.18, "kokoro": 0.12, "festival": 0.10,
-                  "espeak": 0.10}
+TRAIN_FAMILIES = {"piper": 0.30, "world": 0.14, "griffin-lim": 0.12, "lpc": 0.12, "kokoro": 0.12,
+                  "festival": 0.10, "espeak": 0.10}
 VALIDATION_FAMILIES = {"mlsa": 0.5, "flite": 0.5}
 ESPEAK_VOICES = ["en-us", "en-gb+f3", "en-us+m3", "en-gb-scotland", "fr", "de", "es", "it", "ru", "en-us+f4"]
 FESTIVAL_VOICES = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]

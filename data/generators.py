@@ -110,4 +110,42 @@ def mlsa(samples: np.ndarray, rate: int) -> np.ndarray:
     return (y / max(1e-9, np.abs(y).max()) * 0.9)[: len(x)].astype(np.float32)
 
 
-VOCODERS = {"world": world, "griffin-lim": griffin_lim, "mlsa": mlsa}
+def lpc(samples: np.ndarray, rate: int, order: int = 18, seed: int = 0) -> np.ndarray:
+    """Classical LPC vocoder: per 10-ms hop an all-pole envelope driven by a pulse train or noise.
+
+    Voicing by energy and zero-crossing rate, pitch by YIN, as in LPC-10-style codecs.
+    """
+    import librosa
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    hop, frame = rate // 100, rate // 40
+    x = samples.astype(np.float64) + rng.normal(0.0, 1e-5, len(samples))  # no all-zero frames
+    n = len(x) // hop + 1
+    frames = librosa.util.frame(np.pad(x, (frame // 2, frame)), frame_length=frame, hop_length=hop)[:, :n]
+    windowed = frames * np.hanning(frame)[:, None]
+    envelopes = librosa.lpc(windowed, order=order, axis=0)  # [order + 1, n]
+    f0 = librosa.yin(np.pad(x, (0, frame)), fmin=60, fmax=400, sr=rate, frame_length=1024, hop_length=hop)
+    energy = np.mean(frames**2, axis=0)
+    crossings = np.mean(np.abs(np.diff(np.sign(frames), axis=0)) > 0, axis=0)
+    voiced = (crossings < 0.25) & (energy > 0.02 * np.median(energy[energy > 0]))
+    out, state, phase = np.zeros(n * hop), np.zeros(order), 0.0
+    for i in range(n):
+        a = envelopes[:, i]
+        residual = lfilter(a, [1.0], windowed[:, i])
+        gain = np.sqrt(np.mean(residual**2) / np.mean(np.hanning(frame) ** 2))
+        if voiced[i] and np.isfinite(f0[min(i, len(f0) - 1)]):
+            period = rate / f0[min(i, len(f0) - 1)]
+            excitation = np.zeros(hop)
+            while phase < hop:
+                excitation[int(phase)] = np.sqrt(period)  # unit power
+                phase += period
+            phase -= hop
+        else:
+            excitation, phase = rng.normal(0.0, 1.0, hop), 0.0
+        out[i * hop:(i + 1) * hop], state = lfilter([gain], a, excitation, zi=state)
+    y = out[: len(x)]
+    return (y / max(1e-9, np.abs(y).max()) * 0.9).astype(np.float32)
+
+
+VOCODERS = {"world": world, "griffin-lim": griffin_lim, "mlsa": mlsa, "lpc": lpc}
