@@ -48,13 +48,18 @@ def append_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` still runs; a killed process not yet reaped (a zombie) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: the state letter follows the parenthesised command name
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def _remove_if_stale(path: Path) -> bool:

@@ -129,3 +129,26 @@ def test_atomic_writes_leave_no_temporary_file_and_append(tmp_path: Path):
     write_bytes_atomic(tmp_path / "blob", b"\x00\x01")
     assert target.read_text() == "one\ntwo\n" and (tmp_path / "blob").read_bytes() == b"\x00\x01"
     assert files_named(tmp_path, ".partial") == []
+
+
+def test_a_killed_but_unreaped_process_leaves_a_stale_temporary(tmp_path: Path):
+    # A SIGKILLed pool worker stays a zombie until it is reaped; a rerun that starts at once must
+    # still clean up its temporary files (convert_and_divide's kill-and-rerun test caught this).
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from src.atomic import remove_stale_partials
+
+    child = subprocess.Popen(["sleep", "60"])
+    live = tmp_path / f".clip.mp3.{child.pid}.partial"
+    live.write_bytes(b"being written")
+    assert remove_stale_partials(tmp_path) == 0 and live.exists()  # its writer still runs
+    os.kill(child.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert remove_stale_partials(tmp_path) == 1 and not live.exists()  # a zombie writes nothing more
+    child.wait()
