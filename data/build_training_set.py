@@ -15,8 +15,10 @@ recordings; the AI class gets the same share of telephone-band (8 kHz, GSM) and 
 with no generator family above a quarter of the AI class.
 
 Validation (`<out>/validation_set`) holds out whole speakers and whole generators: the
-Matcha-TTS demo systems, the DIN05AUR sample set (real and fake), Flite and the MLSA
-vocoder never appear in training. Everything written is listed in `<out>/manifest.csv`.
+Matcha-TTS demo systems, the DIN05AUR fakes, Flite and the MLSA vocoder never appear in
+training. DIN05AUR's real recordings name no speakers, so they are split by file: half of
+them train, so that fluent read English is not only ever AI in training. Everything
+written is listed in `<out>/manifest.csv`.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from src.cli import HelpFormatter
 
 VALIDATION_REPOS = {"shivammehta25/Matcha-TTS", "DIN05AUR/Audio_DeepFake_Detection"}
 VALIDATION_SPEAKER_SHARE = 0.2
+VALIDATION_FILE_SHARE = 0.5  # human files of VALIDATION_REPOS (no speaker ids) held out
 JOIN_SECONDS = (6.0, 15.0)
 MIN_TTS_SECONDS = 4.0
 
@@ -141,20 +144,30 @@ def human_channel(row: dict) -> str:
 def read_human_rows(sources: Path) -> list[dict]:
     rows = []
     for row in csv.DictReader(open(sources / "human" / "manifest.csv", newline="")):
-        rows.append({**row, "file": sources / "human" / row["path"], "corpus": row["path"].split("/")[0]})
+        rows.append({**row, "folder": sources / "human", "corpus": row["path"].split("/")[0]})
     for row in csv.DictReader(open(sources / "demo-pool" / "manifest.csv", newline="")):
         if row["label"] == "human":
-            rows.append({**row, "file": sources / "demo-pool" / row["path"], "source": row["source_repo"],
+            rows.append({**row, "folder": sources / "demo-pool", "source": row["source_repo"],
                          "speaker": f"{row['source_repo']}:{row['corpus']}", "condition": ""})
     return rows
 
 
 def human_split(row: dict, seed: int) -> str:
+    """Human rows: by file for the held-out demo repositories, else by speaker; other demo repos train."""
     if row.get("source_repo") in VALIDATION_REPOS:
-        return "validation"
+        return "validation" if stable_fraction(row["path"], seed) < VALIDATION_FILE_SHARE else "train"
     if row.get("source_repo"):
         return "train"
     return "validation" if stable_fraction(row["speaker"], seed) < VALIDATION_SPEAKER_SHARE else "train"
+
+
+def with_prepared_audio(rows: list[dict], folder: Path) -> list[dict]:
+    """Rows with their prepared samples, and `duration_s` measured after edge trimming."""
+    prepared = []
+    for row in rows:
+        samples = prepare(load_audio(folder / row["path"]), SAMPLE_RATE)
+        prepared.append({**row, "samples": samples, "duration_s": len(samples) / SAMPLE_RATE})
+    return prepared
 
 
 def join_groups(rows: list[dict], rng: random.Random) -> list[list[dict]]:
@@ -194,9 +207,9 @@ def build_human(sources: Path, out: Path, seed: int) -> tuple[list[Recording], l
     rng, np_rng = random.Random(seed), np.random.default_rng(seed)
     recordings, signals = [], []
     for (split, corpus, speaker, chan), rows in tqdm(sorted(by_speaker.items()), desc="human", unit="speaker"):
-        rows.sort(key=lambda r: r["path"])
+        rows = with_prepared_audio(sorted(rows, key=lambda r: r["path"]), rows[0]["folder"])
         for k, group in enumerate(join_groups(rows, rng)):
-            samples = concatenate([prepare(load_audio(r["file"]), SAMPLE_RATE) for r in group])
+            samples = concatenate([r["samples"] for r in group])
             rel = Path(_base(split), "human_full", slug(corpus), f"{slug(speaker)}_{k}.flac")
             seconds = write_flac(out / rel, samples, np_rng)
             recordings.append(Recording(str(rel), "human", split, "human", "", corpus,
@@ -263,10 +276,9 @@ def add_demo_pool_ai(writer: AIWriter, sources: Path, seed: int) -> None:
             by_system[(split, row["source_repo"], row["system"], row["corpus"])].append(row)
     rng = random.Random(seed)
     for (split, repo, system, corpus), rows in tqdm(sorted(by_system.items()), desc="demo-pool ai", unit="system"):
-        rows.sort(key=lambda r: r["path"])
+        rows = with_prepared_audio(sorted(rows, key=lambda r: r["path"]), sources / "demo-pool")
         for group in join_groups(rows, rng):
-            samples = concatenate([prepare(load_audio(sources / "demo-pool" / r["path"]), SAMPLE_RATE)
-                                   for r in group])
+            samples = concatenate([r["samples"] for r in group])
             writer.add(samples, SAMPLE_RATE, split, "demo-pool", system, corpus, repo)
 
 

@@ -22,6 +22,7 @@ from data.build_training_set import (
     ESPEAK_VOICES,
     FLITE_VOICES,
     JOIN_SECONDS,
+    VALIDATION_FILE_SHARE,
     VALIDATION_REPOS,
     VALIDATION_SPEAKER_SHARE,
     Recording,
@@ -32,6 +33,7 @@ from data.build_training_set import (
     human_split,
     join_groups,
     pick_channel,
+    with_prepared_audio,
     write_flac,
 )
 from data.check_shortcuts import FEATURES, measure
@@ -82,6 +84,17 @@ def test_join_groups_edge_cases():
     assert join_groups(short, random.Random(0)) == [short]  # never reaches 6 s: one (last) group
     long = [{"duration_s": 20.0}, {"duration_s": 30.0}]
     assert join_groups(long, random.Random(0)) == [[long[0]], [long[1]]]
+
+
+def test_join_groups_see_durations_measured_after_edge_trimming(tmp_path: Path):
+    # 1 s of speech-like sound inside 2 s of digital silence: the manifest says 3 s, the recording gets 1 s
+    samples = np.concatenate([np.zeros(SAMPLE_RATE), sine(1.0, SAMPLE_RATE), np.zeros(SAMPLE_RATE)])
+    write_audio(tmp_path / "a.wav", samples.astype(np.float32), SAMPLE_RATE)
+    [row] = with_prepared_audio([{"path": "a.wav", "duration_s": "3.0"}], tmp_path)
+    assert row["duration_s"] == len(row["samples"]) / SAMPLE_RATE
+    assert 0.9 < row["duration_s"] < 1.2
+    # six such files never reach the 6-s minimum, so they stay one recording instead of several short ones
+    assert len(join_groups([row] * 6, random.Random(0))) == 1
 
 
 def test_concatenate_keeps_the_length_and_fades_each_boundary():
@@ -160,9 +173,13 @@ def test_human_channel_from_the_source_manifest():
 
 # --- splits -----------------------------------------------------------------------------------
 
-def test_human_split_holds_out_demo_repos_and_whole_speakers():
+def test_human_split_holds_out_whole_speakers_and_half_the_files_of_held_out_demo_repos():
     for repo in VALIDATION_REPOS:
-        assert human_split({"source_repo": repo, "speaker": f"{repo}:x"}, seed=0) == "validation"
+        # no speaker ids there: each file lands on one side, the same one every time
+        files = [{"source_repo": repo, "speaker": f"{repo}:x", "path": f"human/r/{i}.flac"} for i in range(400)]
+        sides = [human_split(row, seed=0) for row in files]
+        assert sides == [human_split(row, seed=0) for row in files]
+        assert sum(s == "validation" for s in sides) / len(sides) == pytest.approx(VALIDATION_FILE_SHARE, abs=0.07)
     assert human_split({"source_repo": "someone/other-demo", "speaker": "z"}, seed=0) == "train"
 
     speakers = [f"corpus/speaker{i:04d}" for i in range(600)]
