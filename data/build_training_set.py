@@ -210,7 +210,8 @@ def build_human(sources: Path, out: Path, seed: int) -> tuple[list[Recording], l
         rows = with_prepared_audio(sorted(rows, key=lambda r: r["path"]), rows[0]["folder"])
         for k, group in enumerate(join_groups(rows, rng)):
             samples = concatenate([r["samples"] for r in group])
-            rel = Path(_base(split), "human_full", slug(corpus), f"{slug(speaker)}_{k}.flac")
+            # one speaker can have recordings in several channels: the channel keeps their names apart
+            rel = Path(_base(split), "human_full", slug(corpus), f"{slug(speaker)}_{chan}_{k}.flac")
             seconds = write_flac(out / rel, samples, np_rng)
             recordings.append(Recording(str(rel), "human", split, "human", "", corpus,
                                         group[0].get("source", ""), speaker, seconds, chan))

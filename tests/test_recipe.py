@@ -26,6 +26,7 @@ from data.build_training_set import (
     VALIDATION_REPOS,
     VALIDATION_SPEAKER_SHARE,
     Recording,
+    build_human,
     channel,
     channel_plan,
     concatenate,
@@ -194,6 +195,25 @@ def test_human_split_holds_out_whole_speakers_and_half_the_files_of_held_out_dem
 
 
 # --- writing ----------------------------------------------------------------------------------
+
+def test_build_human_writes_every_recording_of_a_speaker_with_two_channels(tmp_path: Path):
+    # one speaker, recorded at 8 kHz and at 16 kHz (as some KTuberling folders are): two channels
+    sources, out = tmp_path / "sources", tmp_path / "out"
+    lines = ["path,source,speaker,condition,orig_sample_rate,duration_s"]
+    for i, rate in enumerate([8000, 8000, 16000, 16000]):
+        write_audio(sources / "human" / "words" / f"w{i}.wav", sine(4.0, rate, freq=300 + 50 * i), rate)
+        lines.append(f"words/w{i}.wav,words corpus,words-sp1,,{rate},4.0")
+    (sources / "human" / "manifest.csv").write_text("\n".join(lines) + "\n")
+    (sources / "demo-pool").mkdir()
+    (sources / "demo-pool" / "manifest.csv").write_text("path,label,system,corpus,source_repo,source_path,"
+                                                        "orig_sample_rate,duration_s\n")
+    recordings, signals = build_human(sources, out, seed=0)
+    assert sorted(r.channel for r in recordings) == ["phone8k", "wide"]
+    assert len({r.path for r in recordings}) == len(recordings) == len(signals)  # no file written twice
+    for r in recordings:  # each file holds what the manifest says
+        assert sf.info(str(out / r.path)).duration == pytest.approx(r.duration_s, abs=1e-3)
+        assert r.duration_s == pytest.approx(8.0, abs=0.1)
+
 
 def test_write_flac_dithers_digital_silence(tmp_path: Path):
     path = tmp_path / "out" / "silent.flac"
