@@ -71,7 +71,8 @@ def train_speed(args: argparse.Namespace) -> dict:
     for _ in loader:
         pass
     data_rate = len(items) / (time.perf_counter() - started)
-    model = build_model(args.arch, {"embed_dim": 192, "depth": 4, "num_heads": 6} if args.arch == "vit" else None)
+    _, info = load_model(args.weights, args.arch)
+    model = build_model(args.arch, info.config)  # untrained, shaped like the shipped model
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     started = time.perf_counter()
     train_one_epoch(model, loader, optimizer, torch.device("cpu"), 0, 1, False, bf16=args.precision == "bf16")

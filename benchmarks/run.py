@@ -103,8 +103,8 @@ def training_rows(tree: Path, clips: int) -> list[str]:
     threads = torch.get_num_threads()
     for arch in ("cnn", "vit"):
         for workers in (0, 1, 2):
-            result = measure("train", "--arch", arch, "--root", tree, "--workers", str(workers), "--precision",
-                             "bf16", "--threads", str(threads), "--clips", str(clips))
+            result = measure("train", "--arch", arch, "--weights", WEIGHTS[arch], "--root", tree, "--workers",
+                             str(workers), "--precision", "bf16", "--threads", str(threads), "--clips", str(clips))
             rows.append(f"| {arch.upper()} | {workers} | {result['train_windows_per_s']:.1f} "
                         f"| {result['data_windows_per_s']:.1f} |")
             print(rows[-1], flush=True)
