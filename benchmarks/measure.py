@@ -20,7 +20,7 @@ from src.augment import Augmenter
 from src.checkpoint import load_model
 from src.dataset import ClipDataset, labelled_clips
 from src.features import N_FRAMES, N_FREQ, Stats, features
-from src.inference import Detector, resolve_precision
+from src.inference import DEFAULT_BATCH_SIZE, Detector, resolve_precision
 from src.model import build_model, for_inference
 from src.train import train_one_epoch
 
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--weights")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--root")
     parser.add_argument("--clips", type=int, default=128)

@@ -63,11 +63,17 @@ class _File:
     error: AudioError | None = None
 
 
+# Windows per forward pass. Small batches cost nothing on a CPU (per-window speed is as good or better
+# than at 64) and keep the conv-stem ViT's large fp32 activations from fragmenting the heap, which
+# made peak memory grow with file length at 16 (benchmarks/run.py measures both).
+DEFAULT_BATCH_SIZE = 8
+
+
 class Detector:
     """A loaded model with its input contract and decision threshold."""
 
     def __init__(self, weights: str | os.PathLike, architecture: str | None = None, device: str = "auto",
-                 batch_size: int = 16, precision: str = "auto"):
+                 batch_size: int = DEFAULT_BATCH_SIZE, precision: str = "auto"):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from src.atomic import append_text_atomic, write_text_atomic
 from src.checkpoint import CheckpointError
 from src.cli import HelpFormatter, add_engine_arguments, positive_int, use_threads
-from src.inference import Detector, find_inputs
+from src.inference import DEFAULT_BATCH_SIZE, Detector, find_inputs
 from src.metrics import AI, HUMAN, evaluate
 
 CSV_FIELDS = ["name", "Percent_AI", "Percent_Human", "Prediction", "mean_ai_probability", "duration_s",
@@ -45,7 +45,7 @@ def build_parser(architecture: str, default_weights: str, default_log_dir: str) 
                         help="output format (default: pretty JSON for one file, JSON lines otherwise)")
     parser.add_argument("--output", "-o", help="write results to this file instead of stdout")
     add_engine_arguments(parser)
-    parser.add_argument("--batch-size", type=positive_int, default=16,
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
                         help="windows scored per forward pass (memory grows with it)")
     parser.add_argument("--threshold", type=float,
                         help="call a window or file AI when its P(AI) reaches this (default: the checkpoint's)")
