@@ -22,7 +22,7 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
-# Speed and memory on this machine (about 10 minutes on 2 cores); see README, "Speed".
+# Speed and memory on this machine (about 5 minutes on 2 cores); see README, "Speed".
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run --output benchmarks/latest.md
 
