@@ -34,6 +34,7 @@ from src.augment import Augmenter, describe
 from src.checkpoint import CheckpointError, ModelInfo, load_model, read_checkpoint, save_checkpoint
 from src.cli import HelpFormatter
 from src.dataset import ClipDataset, Item, labelled_clips, source_of, split_by_source
+from src.distill import Teacher, distillation_loss
 from src.features import read_stats, stats_path, write_stats
 from src.metrics import Report, evaluate, format_test_line, format_validation_line
 from src.model import build_model
@@ -100,6 +101,11 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
     parser.add_argument("--rir-dir", help="folder of room impulse responses for reverberation")
     parser.add_argument("--init-weights",
                         help="start from this checkpoint's weights (fine-tuning, e.g. the shipped ones on your data)")
+    parser.add_argument("--teacher", metavar="WEIGHTS",
+                        help="distil from this trained checkpoint (any architecture, e.g. the shipped CNN): the "
+                             "model also learns the teacher's probabilities on the same augmented windows")
+    parser.add_argument("--distill-weight", type=float, default=0.5, metavar="W",
+                        help="with --teacher: loss = (1 - W) * label loss + W * teacher loss")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     for flag, (kind, default, text) in spec.model_options.items():  # None: see model_config
         parser.add_argument(flag, type=kind, help=f"{text} (default: {default}; with --init-weights, that model's)")
@@ -271,17 +277,18 @@ def evaluate_split(model, loader, device, threshold, progress, desc) -> tuple[Re
 
 
 def train_one_epoch(model, loader, optimizer, device, epoch, epochs, progress, bf16: bool = False,
-                    average: WeightAverage | None = None) -> float:
+                    average: WeightAverage | None = None, teacher: Teacher | None = None,
+                    distill_weight: float = 0.0) -> float:
     model.train()
-    loss_fn = nn.CrossEntropyLoss()
     total, seen, correct = 0.0, 0, 0
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not progress)
     for x, y, _ in bar:
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            teacher_probs = teacher.probabilities(x) if teacher is not None else None
             logits = model(x)
-            loss = loss_fn(logits.float(), y)
+            loss = distillation_loss(logits.float(), y, teacher_probs, distill_weight)
         loss.backward()
         optimizer.step()
         if average is not None:
@@ -324,6 +331,16 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     train_items, test_items = split_by_source(items, args.test_fraction, args.seed)
     val_items = labelled_clips(root / "validation_set" / "ai_split", root / "validation_set" / "human_split")
     stats = load_or_compute_stats(root, items, args.workers, ddp, progress)
+    if not 0 <= args.distill_weight <= 1:
+        print(f"error: --distill-weight must lie in [0, 1], got {args.distill_weight}", file=sys.stderr)
+        return 2
+    teacher = None
+    if args.teacher:
+        try:
+            teacher = Teacher(args.teacher, stats, ddp.device)
+        except CheckpointError as exc:
+            print(f"error: --teacher: {exc}", file=sys.stderr)
+            return 2
 
     start = start_info = None
     if args.init_weights:
@@ -352,7 +369,8 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     trained_on = {**describe_data(train_items, test_items, val_items, root), "augmentation": describe(augmenter),
                   "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
                   "bf16": args.bf16, "init_weights": args.init_weights, "schedule": args.schedule,
-                  "ema": args.ema, "select": args.select}
+                  "ema": args.ema, "select": args.select,
+                  "teacher": args.teacher, "distill_weight": args.distill_weight if args.teacher else None}
     info = ModelInfo(spec.architecture, config, stats.mean, stats.std, trained_on=trained_on)
 
     start_epoch, best_loss = 0, math.inf
@@ -407,7 +425,7 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
             sampler.set_epoch(epoch)
         generator.manual_seed(args.seed + epoch)
         train_one_epoch(model, train_loader, optimizer, ddp.device, epoch, args.epochs, progress, args.bf16,
-                        average)
+                        average, teacher, args.distill_weight)
         evaluated = model if average is None else average.model  # the weights that get saved
         losses = {"test": math.nan, "validation": math.nan}
         if ddp.is_main:

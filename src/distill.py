@@ -1,0 +1,47 @@
+"""Knowledge distillation: a trained model's verdicts as a second training target.
+
+A student (e.g. the ViT) learns from the labels and from a teacher's probabilities on the same,
+augmented windows (soft targets, as in Hinton et al. 2015; DeiT showed a convolutional teacher
+helps a transformer that has little data). The teacher sees the windows in its own normalisation.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch.nn import functional as F
+
+from src.audio import MP3_BITRATE_KBPS
+from src.checkpoint import CheckpointError, load_model
+from src.features import Stats
+
+
+class Teacher:
+    """A frozen checkpoint that scores windows normalised with the student's statistics."""
+
+    def __init__(self, path: str | os.PathLike, student_stats: Stats, device: torch.device):
+        model, info = load_model(path)
+        if info.mp3_kbps != MP3_BITRATE_KBPS:
+            raise CheckpointError(f"{path}: expects inputs through a {info.mp3_kbps} kbps mp3 codec, "
+                                  f"the student's windows pass through {MP3_BITRATE_KBPS} kbps")
+        self.model = model.to(device).eval().requires_grad_(False)
+        self.architecture = info.architecture
+        # student-normalised x -> dB -> teacher-normalised: x * s_std / t_std + (s_mean - t_mean) / t_std
+        self.scale = student_stats.std / info.stats_std
+        self.shift = (student_stats.mean - info.stats_mean) / info.stats_std
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's class probabilities (AI, human) for a batch of student-normalised windows."""
+        return torch.softmax(self.model(x * self.scale + self.shift).float(), dim=1)
+
+
+def distillation_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_probs: torch.Tensor | None,
+                      weight: float) -> torch.Tensor:
+    """(1 - weight) * cross-entropy with the labels + weight * cross-entropy with the teacher's probabilities."""
+    hard = F.cross_entropy(logits, labels)
+    if teacher_probs is None or weight == 0:
+        return hard
+    return (1 - weight) * hard + weight * F.cross_entropy(logits, teacher_probs)
+
