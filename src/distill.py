@@ -1,7 +1,7 @@
 """Knowledge distillation: a trained model's verdicts as a second training target.
 
-A student (e.g. the ViT) learns from the labels and from a teacher's probabilities on the same,
-augmented windows (soft targets, as in Hinton et al. 2015; DeiT showed a convolutional teacher
+A student (e.g. the ViT) learns from the labels and from a teacher's softened probabilities on the
+same, augmented windows (soft targets, as in Hinton et al. 2015; DeiT showed a convolutional teacher
 helps a transformer that has little data). The teacher sees the windows in its own normalisation.
 """
 
@@ -32,16 +32,20 @@ class Teacher:
         self.shift = (student_stats.mean - info.stats_mean) / info.stats_std
 
     @torch.no_grad()
-    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """The teacher's class probabilities (AI, human) for a batch of student-normalised windows."""
-        return torch.softmax(self.model(x * self.scale + self.shift).float(), dim=1)
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's logits (AI, human) for a batch of student-normalised windows."""
+        return self.model(x * self.scale + self.shift).float()
 
 
-def distillation_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_probs: torch.Tensor | None,
-                      weight: float) -> torch.Tensor:
-    """(1 - weight) * cross-entropy with the labels + weight * cross-entropy with the teacher's probabilities."""
+def distillation_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor | None,
+                      weight: float, temperature: float = 1.0) -> torch.Tensor:
+    """(1 - weight) * cross-entropy with the labels + weight * T^2 * cross-entropy with the teacher's
+    probabilities, both models' logits divided by the temperature T (Hinton et al.: a T above 1 softens a
+    confident teacher, so the student also learns how sure it is; T^2 keeps the gradients' scale)."""
     hard = F.cross_entropy(logits, labels)
-    if teacher_probs is None or weight == 0:
+    if teacher_logits is None or weight == 0:
         return hard
-    return (1 - weight) * hard + weight * F.cross_entropy(logits, teacher_probs)
+    soft_targets = torch.softmax(teacher_logits / temperature, dim=1)
+    soft = F.cross_entropy(logits / temperature, soft_targets) * temperature**2
+    return (1 - weight) * hard + weight * soft
 

@@ -106,6 +106,9 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
                              "model also learns the teacher's probabilities on the same augmented windows")
     parser.add_argument("--distill-weight", type=float, default=0.5, metavar="W",
                         help="with --teacher: loss = (1 - W) * label loss + W * teacher loss")
+    parser.add_argument("--distill-temperature", type=float, default=1.0, metavar="T",
+                        help="with --teacher: both models' logits are divided by T in the teacher loss (and it is "
+                             "multiplied by T^2); above 1, the student also learns how sure the teacher is")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     for flag, (kind, default, text) in spec.model_options.items():  # None: see model_config
         parser.add_argument(flag, type=kind, help=f"{text} (default: {default}; with --init-weights, that model's)")
@@ -278,7 +281,7 @@ def evaluate_split(model, loader, device, threshold, progress, desc) -> tuple[Re
 
 def train_one_epoch(model, loader, optimizer, device, epoch, epochs, progress, bf16: bool = False,
                     average: WeightAverage | None = None, teacher: Teacher | None = None,
-                    distill_weight: float = 0.0) -> float:
+                    distill_weight: float = 0.0, temperature: float = 1.0) -> float:
     model.train()
     total, seen, correct = 0.0, 0, 0
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", disable=not progress)
@@ -286,9 +289,9 @@ def train_one_epoch(model, loader, optimizer, device, epoch, epochs, progress, b
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            teacher_probs = teacher.probabilities(x) if teacher is not None else None
+            teacher_logits = teacher.logits(x) if teacher is not None else None
             logits = model(x)
-            loss = distillation_loss(logits.float(), y, teacher_probs, distill_weight)
+            loss = distillation_loss(logits.float(), y, teacher_logits, distill_weight, temperature)
         loss.backward()
         optimizer.step()
         if average is not None:
@@ -334,6 +337,9 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     if not 0 <= args.distill_weight <= 1:
         print(f"error: --distill-weight must lie in [0, 1], got {args.distill_weight}", file=sys.stderr)
         return 2
+    if not args.distill_temperature > 0:
+        print(f"error: --distill-temperature must be positive, got {args.distill_temperature}", file=sys.stderr)
+        return 2
     teacher = None
     if args.teacher:
         try:
@@ -370,7 +376,8 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
                   "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
                   "bf16": args.bf16, "init_weights": args.init_weights, "schedule": args.schedule,
                   "ema": args.ema, "select": args.select,
-                  "teacher": args.teacher, "distill_weight": args.distill_weight if args.teacher else None}
+                  "teacher": args.teacher, "distill_weight": args.distill_weight if args.teacher else None,
+                  "distill_temperature": args.distill_temperature if args.teacher else None}
     info = ModelInfo(spec.architecture, config, stats.mean, stats.std, trained_on=trained_on)
 
     start_epoch, best_loss = 0, math.inf
@@ -425,7 +432,7 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
             sampler.set_epoch(epoch)
         generator.manual_seed(args.seed + epoch)
         train_one_epoch(model, train_loader, optimizer, ddp.device, epoch, args.epochs, progress, args.bf16,
-                        average, teacher, args.distill_weight)
+                        average, teacher, args.distill_weight, args.distill_temperature)
         evaluated = model if average is None else average.model  # the weights that get saved
         losses = {"test": math.nan, "validation": math.nan}
         if ddp.is_main:

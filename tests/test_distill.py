@@ -34,8 +34,8 @@ def test_teacher_sees_the_windows_in_its_own_normalisation(cnn_run: TrainingRun,
     db = -60 + 15 * torch.randn(4, 1, N_FREQ, N_FRAMES, generator=torch.Generator().manual_seed(0))
     teacher = Teacher(weights, student_stats, torch.device("cpu"))
     with torch.no_grad():
-        expected = torch.softmax(model((db + 40.0) / 8.0), dim=1)
-    got = teacher.probabilities(student_stats.normalise(db))
+        expected = model((db + 40.0) / 8.0)
+    got = teacher.logits(student_stats.normalise(db))
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     assert not any(p.requires_grad for p in teacher.model.parameters())
 
@@ -43,15 +43,28 @@ def test_teacher_sees_the_windows_in_its_own_normalisation(cnn_run: TrainingRun,
 def test_distillation_loss_mixes_label_and_teacher_cross_entropy():
     logits = torch.tensor([[2.0, -1.0], [0.5, 0.3], [-1.0, 1.5]])
     labels = torch.tensor([0, 1, 1])
-    teacher = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    teacher = torch.tensor([[2.2, 0.0], [-1.4, 0.0], [0.4, 0.0]])  # P(AI) 0.90, 0.20, 0.60
     hard = F.cross_entropy(logits, labels)
-    soft = -(teacher * F.log_softmax(logits, dim=1)).sum(1).mean()
+    soft = -(torch.softmax(teacher, 1) * F.log_softmax(logits, dim=1)).sum(1).mean()
     assert distillation_loss(logits, labels, None, 0.5) == pytest.approx(hard.item())
     assert distillation_loss(logits, labels, teacher, 0.0) == pytest.approx(hard.item())
     assert distillation_loss(logits, labels, teacher, 1.0) == pytest.approx(soft.item())
     assert distillation_loss(logits, labels, teacher, 0.25) == pytest.approx(0.75 * hard.item() + 0.25 * soft.item())
-    one_hot = F.one_hot(labels, 2).float()
-    assert distillation_loss(logits, labels, one_hot, 1.0) == pytest.approx(hard.item())
+    certain = 50 * (F.one_hot(labels, 2).float() - 0.5)  # a teacher sure of the labels teaches the labels
+    assert distillation_loss(logits, labels, certain, 1.0) == pytest.approx(hard.item(), abs=1e-6)
+
+
+def test_a_temperature_softens_both_sides_and_keeps_the_gradient_scale():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.3]])
+    labels = torch.tensor([0, 1])
+    teacher = torch.tensor([[6.0, 0.0], [-3.0, 0.0]])
+    t = 4.0
+    soft = -(torch.softmax(teacher / t, 1) * F.log_softmax(logits / t, dim=1)).sum(1).mean() * t**2
+    assert distillation_loss(logits, labels, teacher, 1.0, t) == pytest.approx(soft.item())
+    # a student that already has the teacher's logits is at the minimum: no gradient
+    student = teacher.clone().requires_grad_(True)
+    distillation_loss(student, labels, teacher, 1.0, t).backward()
+    torch.testing.assert_close(student.grad, torch.zeros_like(student.grad), atol=1e-7, rtol=0)
 
 
 def auc_on_training_recordings(weights: Path, tree: DataTree, report: Path) -> float:
@@ -72,6 +85,7 @@ def test_a_student_follows_its_teacher_even_against_the_labels(data_tree: DataTr
     assert result.returncode == 0, describe(result)
     _, info = load_model(student)
     assert info.trained_on["teacher"] == str(teacher) and info.trained_on["distill_weight"] == 1.0
+    assert info.trained_on["distill_temperature"] == 1.0
     # taught only by a teacher that has the classes the wrong way round, the student ranks them the wrong way
     # round too (a label-trained run of these two epochs ranks them right: see the teacher's AUC above)
     assert auc_on_training_recordings(student, data_tree, tmp_path / "student.json") < 0.4
@@ -80,6 +94,7 @@ def test_a_student_follows_its_teacher_even_against_the_labels(data_tree: DataTr
 @pytest.mark.parametrize("flags, message", [
     (["--teacher", "missing.pth"], "--teacher"),
     (["--distill-weight", "1.5"], "--distill-weight must lie in [0, 1]"),
+    (["--distill-temperature", "0"], "--distill-temperature must be positive"),
 ])
 def test_bad_distillation_flags_are_refused(data_tree: DataTree, tmp_path: Path, flags: list[str], message: str):
     output = tmp_path / "model.pth"
