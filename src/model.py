@@ -85,15 +85,19 @@ class ViT(nn.Module):
     the last second of every clip). stem="conv": a small convolutional stem makes the tokens
     (Xiao et al. 2021, "Early convolutions help transformers see better"); it learns from hours of
     audio where plain patches need far more.
+    pool="cls": a class token makes the verdict (the original); pool="avg": the mean of all tokens does, so
+    evidence anywhere in the clip counts alike (as the CNN's pooling does).
     """
 
     def __init__(self, patch_size: int = 32, embed_dim: int = 256, depth: int = 6, num_heads: int = 8,
-                 dropout: float = 0.1, stem: str = "patch"):
+                 dropout: float = 0.1, stem: str = "patch", pool: str = "cls"):
         super().__init__()
         from timm.models.vision_transformer import VisionTransformer
 
         if stem not in ("patch", "conv"):
             raise ValueError(f"stem must be 'patch' or 'conv', got {stem!r}")
+        if pool not in ("cls", "avg"):
+            raise ValueError(f"pool must be 'cls' or 'avg', got {pool!r}")
         if stem == "conv":
             self.stem, self.pad_freq, self.pad_time = ConvStem(embed_dim), 0, 0
             img_size, patch_size, in_chans = ConvStem.grid(N_FREQ, N_FRAMES), 1, embed_dim
@@ -109,6 +113,8 @@ class ViT(nn.Module):
             depth=depth,
             num_heads=num_heads,
             drop_rate=dropout,
+            global_pool="token" if pool == "cls" else "avg",
+            class_token=pool == "cls",
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -115,12 +115,14 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
     return parser
 
 
-def model_config(spec: ArchSpec, args: argparse.Namespace, start_config: dict) -> dict:
-    """Model settings: those given on the command line, else the --init-weights checkpoint's, else the defaults."""
+def model_config(spec: ArchSpec, args: argparse.Namespace | None, start_config: dict) -> dict:
+    """Model settings: those given on the command line, else the --init-weights checkpoint's, else the defaults.
+
+    With args None: a checkpoint's settings completed with the defaults of those it predates."""
     config = {}
     for flag, (_, default, _) in spec.model_options.items():
         key = flag.lstrip("-").replace("-", "_")
-        given = getattr(args, key)
+        given = getattr(args, key, None)
         config[key] = given if given is not None else start_config.get(key, default)
     return config
 
@@ -356,7 +358,7 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
             print(f"error: --init-weights: {exc}", file=sys.stderr)
             return 2
     config = model_config(spec, args, start_info.config if start_info else {})
-    if start_info is not None and start_info.config != config:
+    if start_info is not None and model_config(spec, None, start_info.config) != config:
         print(f"error: --init-weights: {args.init_weights} has settings {start_info.config}, "
               f"this run asks for {config}", file=sys.stderr)
         return 2

@@ -6,10 +6,13 @@ import sys
 from src.train import ArchSpec, run
 
 
-def stem(value: str) -> str:
-    if value not in ("patch", "conv"):
-        raise argparse.ArgumentTypeError(f"--stem must be 'patch' or 'conv', not {value!r}")
-    return value
+def choice(flag: str, *allowed: str):
+    """An argparse type that accepts only the given words."""
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise argparse.ArgumentTypeError(f"{flag} must be {' or '.join(map(repr, allowed))}, not {value!r}")
+        return value
+    return check
 
 
 VIT_SPEC = ArchSpec(
@@ -28,8 +31,11 @@ VIT_SPEC = ArchSpec(
         "--embed-dim": (int, 256, "token width"),
         "--depth": (int, 6, "transformer layers"),
         "--num-heads": (int, 8, "attention heads"),
-        "--stem": (stem, "patch", "patch: square patches of the padded input; conv: a 4-layer convolutional stem "
-                                 "makes 17 x 12 tokens (learns from far less data)"),
+        "--stem": (choice("--stem", "patch", "conv"), "patch",
+                   "patch: square patches of the padded input; conv: a 4-layer convolutional stem makes 17 x 12 "
+                   "tokens (learns from far less data)"),
+        "--pool": (choice("--pool", "cls", "avg"), "cls", "cls: a class token makes the verdict; avg: the mean of "
+                                                        "all tokens does"),
     },
 )
 

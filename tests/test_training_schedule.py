@@ -1,8 +1,9 @@
 """Training options beyond the original: a cosine LR schedule, an exponential moving average of the
-weights, the choice of the kept epoch, and the ViT's convolutional stem."""
+weights, the choice of the kept epoch, and the ViT's convolutional stem and pooling."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -11,9 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from src.checkpoint import load_model, read_checkpoint
+from src.checkpoint import load_model, read_checkpoint, save_checkpoint
+from src.features import N_FRAMES, N_FREQ
 from src.train import WeightAverage
-from tests.conftest import TRAIN_OPTIONS, VIT_OPTIONS, DataTree
+from tests.conftest import TRAIN_OPTIONS, VIT_OPTIONS, DataTree, TrainingRun
 from tests.helpers import (
     TEST_ENTRY,
     assert_same_training_state,
@@ -144,3 +146,27 @@ def test_vit_with_a_conv_stem_trains_and_fine_tunes_with_its_own_settings(data_t
     assert load_model(tmp_path / "tuned.pth", "vit")[1].config == info.config
     bad = run_module("src.train_vision_transformer", *common, "--output", tmp_path / "x.pth", "--stem", "conv3")
     assert bad.returncode == 2 and "--stem must be 'patch' or 'conv'" in bad.stderr
+
+
+def test_vit_with_mean_pooling_trains_and_older_checkpoints_still_fine_tune(data_tree: DataTree, vit_run: TrainingRun,
+                                                                              tmp_path: Path):
+    common = ["--root", data_tree.root, "--epochs", "1", *TRAIN_OPTIONS]
+    output = tmp_path / "avg.pth"
+    trained = run_module("src.train_vision_transformer", *common, "--output", output, "--log-dir", tmp_path / "logs",
+                         *VIT_OPTIONS, "--stem", "conv", "--pool", "avg")
+    assert trained.returncode == 0, describe(trained)
+    model, info = load_model(output, "vit")
+    assert info.config["pool"] == "avg" and model.vit.cls_token is None
+    assert model(torch.zeros(2, 1, N_FREQ, N_FRAMES)).shape == (2, 2)
+    # a checkpoint saved before --pool existed names no pool: it is a class-token ViT and fine-tunes as one
+    old_model, old_info = load_model(vit_run.output, "vit")
+    old_config = {k: v for k, v in old_info.config.items() if k != "pool"}
+    older = tmp_path / "older.pth"
+    save_checkpoint(older, old_model, dataclasses.replace(old_info, config=old_config))
+    assert load_model(older, "vit")[0].vit.cls_token is not None
+    tuned = run_module("src.train_vision_transformer", *common, "--output", tmp_path / "tuned.pth", "--log-dir",
+                       tmp_path / "tuned_logs", "--init-weights", older)
+    assert tuned.returncode == 0, describe(tuned)
+    assert load_model(tmp_path / "tuned.pth", "vit")[1].config == {**old_config, "pool": "cls"}
+    bad = run_module("src.train_vision_transformer", *common, "--output", tmp_path / "x.pth", "--pool", "max")
+    assert bad.returncode == 2 and "--pool must be 'cls' or 'avg'" in bad.stderr
