@@ -26,7 +26,6 @@ class Teacher:
             raise CheckpointError(f"{path}: expects inputs through a {info.mp3_kbps} kbps mp3 codec, "
                                   f"the student's windows pass through {MP3_BITRATE_KBPS} kbps")
         self.model = model.to(device).eval().requires_grad_(False)
-        self.architecture = info.architecture
         # student-normalised x -> dB -> teacher-normalised: x * s_std / t_std + (s_mean - t_mean) / t_std
         self.scale = student_stats.std / info.stats_std
         self.shift = (student_stats.mean - info.stats_mean) / info.stats_std
@@ -48,4 +47,3 @@ def distillation_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_logits
     soft_targets = torch.softmax(teacher_logits / temperature, dim=1)
     soft = F.cross_entropy(logits / temperature, soft_targets) * temperature**2
     return (1 - weight) * hard + weight * soft
-

@@ -132,8 +132,18 @@ def last_checkpoint_path(output: str | os.PathLike) -> Path:
     return output.with_name(f"{output.stem}_last{output.suffix}")
 
 
+def distillation_settings(args: argparse.Namespace) -> dict:
+    """The teacher and its loss settings as recorded in a checkpoint (all None without --teacher)."""
+    return {"teacher": args.teacher, "distill_weight": args.distill_weight if args.teacher else None,
+            "distill_temperature": args.distill_temperature if args.teacher else None}
+
+
 def resume_mismatch(state: dict, args: argparse.Namespace) -> str | None:
     """Why a `_last` checkpoint cannot continue under these flags, or None."""
+    trained_on = state.get("info", {}).get("trained_on", {})
+    recorded = {key: trained_on.get(key) for key in distillation_settings(args)}
+    if recorded != distillation_settings(args):
+        return f"was trained with distillation settings {recorded}, not {distillation_settings(args)}"
     if ("train_state_dict" in state) != (args.ema > 0):
         return f"was trained {'without' if args.ema > 0 else 'with'} --ema"
     cosine = "T_max" in state["scheduler"]
@@ -377,9 +387,7 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     trained_on = {**describe_data(train_items, test_items, val_items, root), "augmentation": describe(augmenter),
                   "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
                   "bf16": args.bf16, "init_weights": args.init_weights, "schedule": args.schedule,
-                  "ema": args.ema, "select": args.select,
-                  "teacher": args.teacher, "distill_weight": args.distill_weight if args.teacher else None,
-                  "distill_temperature": args.distill_temperature if args.teacher else None}
+                  "ema": args.ema, "select": args.select, **distillation_settings(args)}
     info = ModelInfo(spec.architecture, config, stats.mean, stats.std, trained_on=trained_on)
 
     start_epoch, best_loss = 0, math.inf

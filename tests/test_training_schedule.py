@@ -118,6 +118,14 @@ def test_resume_under_other_flags_is_refused(data_tree: DataTree, averaged_run: 
     assert result.returncode == 2 and message in result.stderr, describe(result)
 
 
+def test_resume_with_another_teacher_is_refused(data_tree: DataTree, averaged_run: Path):
+    result = run_module("src.train_CNN", "--root", data_tree.root, "--output", averaged_run, "--log-dir",
+                        averaged_run.parent / "logs", "--resume", *AVERAGED, "--teacher", averaged_run,
+                        *TRAIN_OPTIONS)
+    assert result.returncode == 2, describe(result)
+    assert "was trained with distillation settings {'teacher': None" in result.stderr
+
+
 def test_select_test_keeps_the_epoch_with_the_lowest_test_loss(data_tree: DataTree, tmp_path: Path):
     output = tmp_path / "cnn.pth"
     result = run_module("src.train_CNN", "--root", data_tree.root, "--output", output, "--log-dir",
