@@ -87,7 +87,7 @@ def test_a_student_follows_its_teacher_even_against_the_labels(data_tree: DataTr
     assert info.trained_on["teacher"] == str(teacher) and info.trained_on["distill_weight"] == 1.0
     assert info.trained_on["distill_temperature"] == 1.0
     # taught only by a teacher that has the classes the wrong way round, the student ranks them the wrong way
-    # round too (a label-trained run of these two epochs ranks them right: see the teacher's AUC above)
+    # round too (the teacher, trained on the labels for two epochs, ranks them right: asserted above)
     assert auc_on_training_recordings(student, data_tree, tmp_path / "student.json") < 0.4
 
 
