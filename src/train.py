@@ -55,7 +55,7 @@ class ArchSpec:
     val_log_name: str
     incorrect_log_name: str
     validation_epoch_base: int  # the original numbers CNN validation epochs from 0, ViT from 1
-    model_options: dict = field(default_factory=dict)  # flag -> (type, default, help)
+    model_options: dict = field(default_factory=dict)  # flag -> add_argument keywords (type or choices, default, help)
 
     @property
     def log_names(self) -> tuple[str, str, str]:
@@ -110,8 +110,10 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
                         help="with --teacher: both models' logits are divided by T in the teacher loss (and it is "
                              "multiplied by T^2); above 1, the student also learns how sure the teacher is")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    for flag, (kind, default, text) in spec.model_options.items():  # None: see model_config
-        parser.add_argument(flag, type=kind, help=f"{text} (default: {default}; with --init-weights, that model's)")
+    for flag, option in spec.model_options.items():  # the default is applied in model_config, not here
+        keywords = {key: value for key, value in option.items() if key not in ("default", "help")}
+        parser.add_argument(flag, **keywords,
+                            help=f"{option['help']} (default: {option['default']}; with --init-weights, that model's)")
     return parser
 
 
@@ -120,10 +122,10 @@ def model_config(spec: ArchSpec, args: argparse.Namespace | None, start_config: 
 
     With args None: a checkpoint's settings completed with the defaults of those it predates."""
     config = {}
-    for flag, (_, default, _) in spec.model_options.items():
+    for flag, option in spec.model_options.items():
         key = flag.lstrip("-").replace("-", "_")
         given = getattr(args, key, None)
-        config[key] = given if given is not None else start_config.get(key, default)
+        config[key] = given if given is not None else start_config.get(key, option["default"])
     return config
 
 
