@@ -9,7 +9,8 @@ recordings, and a small share of classical engines (eSpeak NG, Festival, Flite).
 
 Rules against shortcuts: every recording is brought to 16 kHz mono, edge-trimmed and
 dithered the same way; short clips (digits, words) are joined per speaker into 6-15 s
-recordings (never zero-padded), and the AI class gets vocoder copies of those joined
+recordings (never zero-padded; a speaker with under 3 s of speech in all is left out, as
+is any AI recording under 3 s), and the AI class gets vocoder copies of those joined
 recordings; the AI class gets the same share of telephone-band (8 kHz, GSM) and 7 kHz
 (G.722-like) material as the human class; AI hours are matched to human hours per split,
 with no generator family above a quarter of the AI class.
@@ -44,7 +45,7 @@ from tqdm import tqdm
 from data import generators
 from data.texts import english_sentences, japanese_sentences
 from src.atomic import write_bytes_atomic, write_text_atomic
-from src.audio import SAMPLE_RATE, fix_length, load_audio
+from src.audio import CLIP_SAMPLES, SAMPLE_RATE, fix_length, load_audio
 from src.cli import HelpFormatter
 
 VALIDATION_REPOS = {"shivammehta25/Matcha-TTS", "DIN05AUR/Audio_DeepFake_Detection"}
@@ -186,6 +187,11 @@ def join_groups(rows: list[dict], rng: random.Random) -> list[list[dict]]:
     return groups
 
 
+def long_enough(samples: np.ndarray) -> bool:
+    """At least one 3-s window: shorter recordings could be neither trained on nor scored."""
+    return len(samples) >= CLIP_SAMPLES
+
+
 def concatenate(pieces: list[np.ndarray], fade: int = 480) -> np.ndarray:
     """Join pieces with 30 ms fades at each boundary."""
     ramp = np.linspace(0, 1, fade, dtype=np.float32)
@@ -205,17 +211,21 @@ def build_human(sources: Path, out: Path, seed: int) -> tuple[list[Recording], l
     for row in read_human_rows(sources):
         by_speaker[(human_split(row, seed), row["corpus"], row["speaker"], human_channel(row))].append(row)
     rng, np_rng = random.Random(seed), np.random.default_rng(seed)
-    recordings, signals = [], []
+    recordings, signals, too_short = [], [], 0
     for (split, corpus, speaker, chan), rows in tqdm(sorted(by_speaker.items()), desc="human", unit="speaker"):
         rows = with_prepared_audio(sorted(rows, key=lambda r: r["path"]), rows[0]["folder"])
         for k, group in enumerate(join_groups(rows, rng)):
             samples = concatenate([r["samples"] for r in group])
+            if not long_enough(samples):  # a speaker (in one channel) with under 3 s of speech in all
+                too_short += 1
+                continue
             # one speaker can have recordings in several channels: the channel keeps their names apart
             rel = Path(_base(split), "human_full", slug(corpus), f"{slug(speaker)}_{chan}_{k}.flac")
             seconds = write_flac(out / rel, samples, np_rng)
             recordings.append(Recording(str(rel), "human", split, "human", "", corpus,
                                         group[0].get("source", ""), speaker, seconds, chan))
             signals.append((split, samples, chan))
+    print(f"human: left out {too_short} speaker recordings under 3 s (all the speech of those speakers)")
     return recordings, signals
 
 
@@ -248,6 +258,7 @@ class AIWriter:
         self.out, self.plan, self.rng = out, plan, np.random.default_rng(seed + 1)
         self.recordings: list[Recording] = []
         self.counter = 0
+        self.too_short = 0  # recordings not written: under 3 s
 
     def add(self, samples: np.ndarray, rate: int, split: str, family: str, system: str, corpus: str = "",
             source: str = "generated", speaker: str = "", chan: str | None = None,
@@ -255,8 +266,12 @@ class AIWriter:
         """Write one AI recording; its channel is drawn from the plan unless given.
 
         `extra_channel=False` records `chan` without applying it (the audio already has it).
+        A recording under 3 s is not written (0 s returned).
         """
         samples = prepare(samples.astype(np.float32), rate)
+        if not long_enough(samples):
+            self.too_short += 1
+            return 0.0
         chan = chan or pick_channel(self.plan[split], self.rng)
         if extra_channel:
             samples = channel(samples, chan)
@@ -386,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 add_tts(writer, family, split, remaining * share, args.seed)
     recordings = human + writer.recordings
+    print(f"ai: left out {writer.too_short} recordings under 3 s")
     write_manifest(out / "manifest.csv", recordings)
     for split in ("train", "validation"):
         print(f"{split}: human {hours(recordings, 'human', split):.2f} h, ai {hours(recordings, 'ai', split):.2f} h")

@@ -25,6 +25,7 @@ from data.build_training_set import (
     VALIDATION_FILE_SHARE,
     VALIDATION_REPOS,
     VALIDATION_SPEAKER_SHARE,
+    AIWriter,
     Recording,
     build_human,
     channel,
@@ -196,23 +197,46 @@ def test_human_split_holds_out_whole_speakers_and_half_the_files_of_held_out_dem
 
 # --- writing ----------------------------------------------------------------------------------
 
-def test_build_human_writes_every_recording_of_a_speaker_with_two_channels(tmp_path: Path):
-    # one speaker, recorded at 8 kHz and at 16 kHz (as some KTuberling folders are): two channels
-    sources, out = tmp_path / "sources", tmp_path / "out"
+def write_human_sources(sources: Path, files: list[tuple[str, str, float, int]]) -> None:
+    """A shared-data folder holding only human recordings: (name, speaker, seconds, sample rate) each."""
     lines = ["path,source,speaker,condition,orig_sample_rate,duration_s"]
-    for i, rate in enumerate([8000, 8000, 16000, 16000]):
-        write_audio(sources / "human" / "words" / f"w{i}.wav", sine(4.0, rate, freq=300 + 50 * i), rate)
-        lines.append(f"words/w{i}.wav,words corpus,words-sp1,,{rate},4.0")
+    for i, (name, speaker, seconds, rate) in enumerate(files):
+        write_audio(sources / "human" / "words" / f"{name}.wav", sine(seconds, rate, freq=300 + 50 * i), rate)
+        lines.append(f"words/{name}.wav,words corpus,{speaker},,{rate},{seconds}")
     (sources / "human" / "manifest.csv").write_text("\n".join(lines) + "\n")
     (sources / "demo-pool").mkdir()
     (sources / "demo-pool" / "manifest.csv").write_text("path,label,system,corpus,source_repo,source_path,"
                                                         "orig_sample_rate,duration_s\n")
+
+
+def test_build_human_writes_every_recording_of_a_speaker_with_two_channels(tmp_path: Path):
+    # one speaker, recorded at 8 kHz and at 16 kHz (as some KTuberling folders are): two channels
+    sources, out = tmp_path / "sources", tmp_path / "out"
+    rates = [8000, 8000, 16000, 16000]
+    write_human_sources(sources, [(f"w{i}", "words-sp1", 4.0, rate) for i, rate in enumerate(rates)])
     recordings, signals = build_human(sources, out, seed=0)
     assert sorted(r.channel for r in recordings) == ["phone8k", "wide"]
     assert len({r.path for r in recordings}) == len(recordings) == len(signals)  # no file written twice
     for r in recordings:  # each file holds what the manifest says
         assert sf.info(str(out / r.path)).duration == pytest.approx(r.duration_s, abs=1e-3)
         assert r.duration_s == pytest.approx(8.0, abs=0.1)
+
+
+def test_speakers_and_ai_recordings_under_one_window_are_left_out(tmp_path: Path):
+    # A recording shorter than a 3-s window can be neither trained on nor scored: the recipe writes none.
+    sources, out = tmp_path / "sources", tmp_path / "out"
+    write_human_sources(sources, [("a0", "sp-long", 2.0, 16000), ("a1", "sp-long", 2.0, 16000),
+                                  ("b0", "sp-short", 1.0, 16000)])
+    recordings, signals = build_human(sources, out, seed=0)
+    assert [r.speaker for r in recordings] == ["sp-long"] and len(signals) == 1
+    assert recordings[0].duration_s == pytest.approx(4.0, abs=0.1)
+    assert len(list(out.rglob("*.flac"))) == 1
+
+    writer = AIWriter(out, {"train": {"wide": 1.0}}, seed=0)
+    assert writer.add(sine(2.9, 16000), 16000, "train", "espeak", "en-us") == 0.0
+    assert writer.too_short == 1 and writer.recordings == []
+    assert writer.add(sine(3.5, 16000), 16000, "train", "espeak", "en-us") == pytest.approx(3.5, abs=0.05)
+    assert len(writer.recordings) == 1 and len(list((out / "ai_full").rglob("*.flac"))) == 1
 
 
 def test_write_flac_dithers_digital_silence(tmp_path: Path):
