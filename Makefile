@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SOURCES ?= ../shared/data
 TRAINSET ?= data
 
-.PHONY: demo test lint bench recipe-deps training-data weights clean-venv
+.PHONY: demo test lint bench recipe-deps training-data clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run --output benchmarks/latest.md
 
-# --- the recipe behind pretrained_weights/ (see README, "Shipped weights") ---
+# --- the recipe behind pretrained_weights/ (see README, "Reproducing the shipped weights") ---
 $(VENV)/.recipe: $(VENV)/.installed requirements-recipe.txt
 	apt-get update -qq && apt-get install -y -qq espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 	$(PY) -m pip install --quiet -r requirements-recipe.txt
