@@ -143,9 +143,10 @@ def distillation_settings(args: argparse.Namespace) -> dict:
 def resume_mismatch(state: dict, args: argparse.Namespace) -> str | None:
     """Why a `_last` checkpoint cannot continue under these flags, or None."""
     trained_on = state.get("info", {}).get("trained_on", {})
-    recorded = {key: trained_on.get(key) for key in distillation_settings(args)}
-    if recorded != distillation_settings(args):
-        return f"was trained with distillation settings {recorded}, not {distillation_settings(args)}"
+    wanted = distillation_settings(args)
+    recorded = {key: trained_on.get(key) for key in wanted}
+    if recorded != wanted:
+        return f"was trained with distillation settings {recorded}, not {wanted}"
     if ("train_state_dict" in state) != (args.ema > 0):
         return f"was trained {'without' if args.ema > 0 else 'with'} --ema"
     cosine = "T_max" in state["scheduler"]
