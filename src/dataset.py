@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from src.audio import AudioError, fix_length, list_audio_files, load_audio
 from src.augment import Augmenter
@@ -55,6 +55,53 @@ def split_by_source(items: list[Item], test_fraction: float, seed: int) -> tuple
             if y == label:
                 (test if source_of(path) in test_sources else train).append((path, y))
     return train, test
+
+
+def source_folder(path: str | os.PathLike) -> str:
+    """The folder right under a clip's `<class>_split` folder (e.g. one repository of a corpus); '' if none."""
+    parts = Path(path).parts
+    for i, part in enumerate(parts[:-2]):
+        if part.endswith("_split"):
+            return parts[i + 1]
+    return ""
+
+
+class EpochSampler(Sampler[int]):
+    """A fixed number of clips per epoch, drawn afresh each epoch without replacement.
+
+    Half of the draws come from each class; within a class, each source folder (see
+    `source_folder`) weighs as the square root of its clip count, so large sources do not
+    drown small ones. The draw depends on (seed, epoch) only; under torchrun each process
+    takes every world_size-th index of the same draw.
+    """
+
+    def __init__(self, items: list[Item], per_epoch: int, seed: int, rank: int = 0, world_size: int = 1):
+        self.per_epoch, self.seed, self.rank, self.world_size = min(per_epoch, len(items)), seed, rank, world_size
+        self.epoch = 0
+        groups = [(label, source_folder(path)) for path, label in items]
+        sizes: dict[tuple, int] = {}
+        for key in groups:
+            sizes[key] = sizes.get(key, 0) + 1
+        weights = torch.tensor([sizes[key] ** -0.5 for key in groups], dtype=torch.float64)
+        labels = torch.tensor([label for _, label in items])
+        self.classes = [(torch.nonzero(labels == label).flatten(), weights[labels == label])
+                        for label in labels.unique()]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        wanted, drawn = self.per_epoch, []
+        for k, (indices, weights) in enumerate(sorted(self.classes, key=lambda c: len(c[0]))):
+            share = min(len(indices), wanted // (len(self.classes) - k))  # a small class gives all it has
+            drawn.append(indices[torch.multinomial(weights, share, replacement=False, generator=generator)])
+            wanted -= share
+        order = torch.cat(drawn)[torch.randperm(self.per_epoch, generator=generator)]
+        return iter(order[self.rank::self.world_size].tolist())
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.per_epoch, self.world_size))
 
 
 class ClipDataset(Dataset):

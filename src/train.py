@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import csv
 import datetime
 import hashlib
 import math
@@ -33,7 +34,7 @@ from src.atomic import append_text_atomic, remove_stale_partials_of, write_bytes
 from src.augment import Augmenter, describe
 from src.checkpoint import CheckpointError, ModelInfo, load_model, read_checkpoint, save_checkpoint
 from src.cli import HelpFormatter
-from src.dataset import ClipDataset, Item, labelled_clips, source_of, split_by_source
+from src.dataset import ClipDataset, EpochSampler, Item, labelled_clips, source_of, split_by_source
 from src.distill import Teacher, distillation_loss
 from src.features import read_stats, stats_path, write_stats
 from src.metrics import Report, evaluate, format_test_line, format_validation_line
@@ -72,6 +73,10 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=spec.epochs, help="number of training epochs")
     parser.add_argument("--batch-size", type=int, default=16, help="clips per batch (per process under torchrun)")
     parser.add_argument("--lr", type=float, default=spec.lr, help="Adam learning rate")
+    parser.add_argument("--clips-per-epoch", type=int, metavar="N",
+                        help="train on N clips per epoch, drawn afresh each epoch, half from each class, each "
+                             "source folder weighted by the square root of its size (for large corpora); "
+                             "default: every training clip once per epoch")
     parser.add_argument("--test-fraction", type=float, default=0.2,
                         help="share of training recordings held out as the test split")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -140,6 +145,25 @@ def distillation_settings(args: argparse.Namespace) -> dict:
             "distill_temperature": args.distill_temperature if args.teacher else None}
 
 
+def manifest_facts(root: Path) -> dict:
+    """The data tree's manifest (as the corpus recipes write it): its sha256, and recordings, hours and
+    source repositories per split and class; {} when the tree has none."""
+    path = root / "manifest.csv"
+    if not path.exists():
+        return {}
+    rows = list(csv.DictReader(open(path, newline="")))
+    counts: dict[str, dict] = {}
+    for row in rows:
+        entry = counts.setdefault(f"{row.get('split', '')}/{row.get('label', '')}",
+                                  {"recordings": 0, "hours": 0.0, "sources": set()})
+        entry["recordings"] += 1
+        entry["hours"] += float(row.get("duration_s") or 0) / 3600
+        entry["sources"].add(row.get("source", ""))
+    return {"manifest_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "manifest_counts": {key: {"recordings": e["recordings"], "hours": round(e["hours"], 3),
+                                      "sources": len(e["sources"])} for key, e in sorted(counts.items())}}
+
+
 def resume_mismatch(state: dict, args: argparse.Namespace) -> str | None:
     """Why a `_last` checkpoint cannot continue under these flags, or None."""
     trained_on = state.get("info", {}).get("trained_on", {})
@@ -147,6 +171,8 @@ def resume_mismatch(state: dict, args: argparse.Namespace) -> str | None:
     recorded = {key: trained_on.get(key) for key in wanted}
     if recorded != wanted:
         return f"was trained with distillation settings {recorded}, not {wanted}"
+    if trained_on.get("clips_per_epoch") != args.clips_per_epoch:
+        return f"was trained with --clips-per-epoch {trained_on.get('clips_per_epoch')}"
     if ("train_state_dict" in state) != (args.ema > 0):
         return f"was trained {'without' if args.ema > 0 else 'with'} --ema"
     cosine = "T_max" in state["scheduler"]
@@ -352,6 +378,9 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     if not 0 <= args.distill_weight <= 1:
         print(f"error: --distill-weight must lie in [0, 1], got {args.distill_weight}", file=sys.stderr)
         return 2
+    if args.clips_per_epoch is not None and args.clips_per_epoch < 1:
+        print(f"error: --clips-per-epoch must be at least 1, got {args.clips_per_epoch}", file=sys.stderr)
+        return 2
     if not args.distill_temperature > 0:
         print(f"error: --distill-temperature must be positive, got {args.distill_temperature}", file=sys.stderr)
         return 2
@@ -390,7 +419,8 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     trained_on = {**describe_data(train_items, test_items, val_items, root), "augmentation": describe(augmenter),
                   "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
                   "bf16": args.bf16, "init_weights": args.init_weights, "schedule": args.schedule,
-                  "ema": args.ema, "select": args.select, **distillation_settings(args)}
+                  "ema": args.ema, "select": args.select, "clips_per_epoch": args.clips_per_epoch,
+                  **manifest_facts(root), **distillation_settings(args)}
     info = ModelInfo(spec.architecture, config, stats.mean, stats.std, trained_on=trained_on)
 
     start_epoch, best_loss = 0, math.inf
@@ -423,7 +453,10 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
         device_ids = [ddp.device] if ddp.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     train_set = ClipDataset(train_items, stats, augmenter)
-    sampler = DistributedSampler(train_set, seed=args.seed) if ddp.enabled else None
+    if args.clips_per_epoch:
+        sampler = EpochSampler(train_items, args.clips_per_epoch, args.seed, ddp.rank, ddp.world_size)
+    else:
+        sampler = DistributedSampler(train_set, seed=args.seed) if ddp.enabled else None
     generator = torch.Generator().manual_seed(args.seed)
     # Workers are started afresh every epoch from `generator`, re-seeded per epoch, so the shuffle and the
     # workers' augmentation draws depend on (seed, epoch) only and a resumed run repeats them exactly.
