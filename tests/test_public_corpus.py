@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -244,3 +245,26 @@ def test_training_on_the_built_corpus_records_its_manifest(corpus, tmp_path):
     assert counts["test/ai"]["sources"] == 1 and counts["train/human"]["recordings"] > 0
     assert trained_on["clips_per_epoch"] == 6
     assert np.isfinite(trained_on["manifest_counts"]["train/ai"]["hours"])
+
+
+def test_source_only_check_sees_a_page_that_is_one_class():
+    from data.check_shortcuts import source_only_auc
+
+    labels = np.array([1, 0] * 50 + [1] * 50 + [0] * 50)
+    mixed = ["page-a"] * 100 + ["page-b"] * 50 + ["page-c"] * 50  # page-b all AI, page-c all human
+    assert source_only_auc(mixed, labels) > 0.7
+    balanced = [f"page-{(i // 2) % 10}" for i in range(200)]  # each page: as many of each class
+    assert abs(source_only_auc(balanced, np.array([1, 0] * 100)) - 0.5) < 0.1
+
+
+def test_shortcut_check_runs_on_the_public_corpus_with_the_original_rate(corpus, tmp_path):
+    report = tmp_path / "shortcuts.json"
+    result = run_module("data.check_shortcuts", "--manifest", corpus["out"] / "manifest.csv", "--workers", "1",
+                        "--report", report)
+    assert result.returncode == 0, describe(result)
+    measured = json.loads(report.read_text())
+    assert 0 <= measured["train_source_only_auc"] <= 1
+    assert set(measured) == {"train_source_only_auc", "test"}  # the validation pool here is human only
+    # the test page's human and AI files were all 16 kHz originals (one human file was a 22.05 kHz copy)
+    assert measured["test"]["orig_sample_rate_median_human_ai"] == [16000.0, 16000.0]
+    assert 0 <= measured["test"]["all_features_auc"] <= 1
