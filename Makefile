@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SOURCES ?= ../shared/data
 TRAINSET ?= data
 
-.PHONY: demo test lint bench recipe-deps training-data clean-venv
+.PHONY: demo test lint bench recipe-deps training-data public-corpus clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ training-data: $(VENV)/.recipe
 	$(PY) -m data.build_training_set --sources $(SOURCES) --out $(TRAINSET)
 	$(PY) -m data.convert_and_divide --root $(TRAINSET)
 	$(PY) getGlobalStats.py --root $(TRAINSET)
+
+# --- the corpus behind pretrained_weights/: public repositories at pinned commits (data/sources.csv) ---
+# SNAPSHOTS: a folder of local repository snapshots; repositories not found there are cloned (needs internet).
+SNAPSHOTS ?=
+CORPUS ?= corpus
+public-corpus: $(VENV)/.installed
+	$(PY) -m data.build_public_corpus $(if $(SNAPSHOTS),--snapshots $(SNAPSHOTS)) --out $(CORPUS)
+	$(PY) -m data.convert_and_divide --root $(CORPUS)
+	$(PY) getGlobalStats.py --root $(CORPUS)
 
 clean-venv:
 	rm -rf $(VENV)
