@@ -11,8 +11,10 @@ test (`test_set/`, scored once per shipped model and never used to choose anythi
 Both classes go through the same processing: decoded, mixed to mono, resampled to 16 kHz,
 edges trimmed, clips under 3 s joined per system with 30 ms fades, a random channel drawn from
 the same shares for both (wide, 7 kHz, telephone, GSM), a random peak level and dither, 16-bit
-FLAC. Within a repository that has both classes, the larger class is cut to the smaller one's
-duration, spread over its systems, so no page is mostly one class. A file whose bytes already
+FLAC. Within a held-out repository (validation, test) that has both classes, the larger class is
+cut to the smaller one's duration, spread over its systems, so each page scores on equal terms;
+in a training repository it is cut to `--train-ratio` times the smaller one (demo pages hold many
+systems per ground-truth clip, and the training sampler draws both classes equally anyway). A file whose bytes already
 appeared (same sha256) is used once, in the first pool it appears in (test, then validation,
 then train). `<out>/manifest.csv` lists every recording with its repository, commit, source
 paths and the sha256 of each source file.
@@ -48,6 +50,7 @@ POOL_ORDER = ("test", "validation", "train")  # a duplicate file stays in the fi
 POOL_BASE = {"train": ".", "validation": "validation_set", "test": "test_set"}
 CHANNEL_SHARES = {"wide": 0.70, "g722": 0.15, "phone8k": 0.10, "gsm": 0.05}
 JOIN_MIN_SECONDS = 6.0
+TRAIN_RATIO = 3.0  # in a training repository, the larger class keeps at most this many times the smaller's seconds
 MANIFEST_FIELDS = ["path", "label", "split", "family", "system", "corpus", "source", "speaker", "duration_s",
                    "channel", "language", "commit", "source_paths", "sha256", "orig_sample_rate"]
 
@@ -161,8 +164,10 @@ def _write_job(job: tuple) -> tuple[float, str]:
 class CorpusBuilder:
     """Reads repositories, balances and writes their recordings, and keeps the manifest rows."""
 
-    def __init__(self, out: Path, snapshots: Path | None, clones: Path, seed: int, workers: int):
+    def __init__(self, out: Path, snapshots: Path | None, clones: Path, seed: int, workers: int,
+                 train_ratio: float = TRAIN_RATIO):
         self.out, self.snapshots, self.clones, self.seed, self.workers = out, snapshots, clones, seed, workers
+        self.train_ratio = train_ratio
         self.recordings: list[Recording] = []
         self.seen: dict[str, str] = {}  # sha256 -> pool
         self.counts: Counter = Counter()
@@ -187,15 +192,17 @@ class CorpusBuilder:
             self.seen[clip.sha256] = pool
             by_key[(row.label, row.system, row.family, row.corpus, row.language)].append(clip)
         groups = {key: join_short(clips) for key, clips in by_key.items()}
-        self._write(repo, commit, pool, self._balanced(repo, groups))
+        ratio = self.train_ratio if pool == "train" else 1.0
+        self._write(repo, commit, pool, self._balanced(repo, groups, ratio))
 
-    def _balanced(self, repo: str, groups: dict[tuple, list[list[Clip]]]) -> dict[tuple, list[list[Clip]]]:
+    def _balanced(self, repo: str, groups: dict[tuple, list[list[Clip]]],
+                  ratio: float) -> dict[tuple, list[list[Clip]]]:
         per_label = {label: {k: v for k, v in groups.items() if k[0] == label} for label in ("human", "ai")}
         totals = {label: sum(seconds(g) for v in keyed.values() for g in v) for label, keyed in per_label.items()}
         if min(totals.values()) == 0:
             return groups
         larger = max(totals, key=totals.get)
-        kept = balance(per_label[larger], totals[min(totals, key=totals.get)], f"{self.seed}-{repo}")
+        kept = balance(per_label[larger], ratio * totals[min(totals, key=totals.get)], f"{self.seed}-{repo}")
         self.counts[f"{larger} seconds cut for balance"] += round(totals[larger] - sum(
             seconds(g) for v in kept.values() for g in v))
         return {**groups, **kept}
@@ -264,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output data tree (must be empty or absent)")
     parser.add_argument("--only", action="append", metavar="OWNER/NAME", help="build only these repositories")
     parser.add_argument("--seed", type=int, default=0, help="seed for channels, levels and balancing")
+    parser.add_argument("--train-ratio", type=float, default=TRAIN_RATIO,
+                        help="in a training repository with both classes, keep at most this many times the smaller "
+                             "class's seconds of the larger (held-out repositories are always cut to 1)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="decoding and writing processes")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -278,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         if not table:
             parser.error(f"--only: none of {args.only} is in {args.table}")
     builder = CorpusBuilder(out, Path(args.snapshots) if args.snapshots else None, Path(args.clones), args.seed,
-                            args.workers)
+                            args.workers, args.train_ratio)
     builder.build(table)
     if not builder.recordings:
         print("error: nothing was written", file=sys.stderr)

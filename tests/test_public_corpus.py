@@ -121,7 +121,7 @@ def corpus(tmp_path_factory) -> dict:
                                    **{f"wavs/ours/{i}.wav": ("ai", 5.0, 24000) for i in range(6)},
                                    **{f"wavs/base/{i}.mp3": ("ai", 1.2, 16000) for i in range(8)}}),
         "lab/vc-demo": ("test", {**{f"a/ref_{i}.flac": ("human", 3.5, 16000) for i in range(3)},
-                                 **{f"a/conv_{i}.flac": ("ai", 3.5, 16000) for i in range(3)}}),
+                                 **{f"a/conv_{i}.flac": ("ai", 3.5, 16000) for i in range(6)}}),
         "uni/speech-samples": ("validation", {f"s/{i}.wav": ("human", 4.5, 16000) for i in range(3)}),
     }
     commits = {}
@@ -138,7 +138,7 @@ def corpus(tmp_path_factory) -> dict:
         ("lab/tts-demo", r"wavs/ours/.*\.wav", "ai", "Ours", "diffusion", 6),
         ("lab/tts-demo", r"wavs/base/.*\.mp3", "ai", "FastSpeech 2", "non-autoregressive", 8),
         ("lab/vc-demo", r"a/ref_.*\.(?:flac|wav)", "human", "human", "human", 4),
-        ("lab/vc-demo", r"a/conv_.*\.flac", "ai", "kNN-VC", "voice-conversion", 3),
+        ("lab/vc-demo", r"a/conv_.*\.flac", "ai", "kNN-VC", "voice-conversion", 6),
         ("uni/speech-samples", r"s/.*\.wav", "human", "human", "human", 3),
     ]
     table = base / "sources.csv"
@@ -150,7 +150,7 @@ def corpus(tmp_path_factory) -> dict:
                              pages[repo][0], files])
     out = base / "corpus"
     result = run_module("data.build_public_corpus", "--table", table, "--snapshots", snapshots, "--out", out,
-                        "--workers", "1", timeout=600)
+                        "--workers", "1", "--train-ratio", "1.5", timeout=600)
     assert result.returncode == 0, describe(result)
     rows = list(csv.DictReader(open(out / "manifest.csv", newline="")))
     return {"out": out, "rows": rows, "snapshots": snapshots, "commits": commits, "result": result, "table": table}
@@ -187,9 +187,13 @@ def test_both_classes_are_processed_alike_and_balanced_per_repository(corpus):
         assert info.duration >= 3.0
         assert abs(info.duration - float(row["duration_s"])) < 0.01
         seconds[(row["source"], row["label"])] += info.duration
-    # the training page: 3 human files left (one moved to the test pool) against 14 AI files; AI is cut
+    # the training page: 3 human files left (18 s; one moved to the test pool) against 14 AI files (40 s);
+    # AI is cut to --train-ratio 1.5 times the human seconds
     human, ai = seconds[("lab/tts-demo", "human")], seconds[("lab/tts-demo", "ai")]
-    assert human * 0.9 <= ai <= human + 8
+    assert human == pytest.approx(18, abs=0.5)
+    assert 1.5 * human * 0.9 <= ai <= 1.5 * human + 8
+    # a held-out page (14.5 s human, 21 s AI) is cut to one to one, whatever --train-ratio says
+    assert seconds[("lab/vc-demo", "ai")] <= seconds[("lab/vc-demo", "human")] + 3.6
     systems = {r["system"] for r in corpus["rows"] if r["source"] == "lab/tts-demo" and r["label"] == "ai"}
     assert systems == {"Ours", "FastSpeech 2"}  # the cut spreads over the systems
     # the 1.2-s baseline clips were joined into recordings of 6 s or more, not dropped
