@@ -66,23 +66,29 @@ def source_folder(path: str | os.PathLike) -> str:
     return ""
 
 
+SOURCE_WEIGHTING = {"sqrt": 0.5, "equal": 1.0}  # a clip weighs 1 / size**power of its source folder
+
+
 class EpochSampler(Sampler[int]):
     """A fixed number of clips per epoch, drawn afresh each epoch without replacement.
 
     Half of the draws come from each class; within a class, each source folder (see
-    `source_folder`) weighs as the square root of its clip count, so large sources do not
-    drown small ones. The draw depends on (seed, epoch) only; under torchrun each process
-    takes every world_size-th index of the same draw.
+    `source_folder`) weighs as the square root of its clip count (`weighting="sqrt"`), so
+    large sources do not drown small ones, or all source folders weigh the same
+    (`weighting="equal"`), so each page counts once whatever its size. The draw depends on
+    (seed, epoch) only; under torchrun each process takes every world_size-th index of it.
     """
 
-    def __init__(self, items: list[Item], per_epoch: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(self, items: list[Item], per_epoch: int, seed: int, rank: int = 0, world_size: int = 1,
+                 weighting: str = "sqrt"):
         self.per_epoch, self.seed, self.rank, self.world_size = min(per_epoch, len(items)), seed, rank, world_size
         self.epoch = 0
         groups = [(label, source_folder(path)) for path, label in items]
         sizes: dict[tuple, int] = {}
         for key in groups:
             sizes[key] = sizes.get(key, 0) + 1
-        weights = torch.tensor([sizes[key] ** -0.5 for key in groups], dtype=torch.float64)
+        power = SOURCE_WEIGHTING[weighting]
+        weights = torch.tensor([sizes[key] ** -power for key in groups], dtype=torch.float64)
         labels = torch.tensor([label for _, label in items])
         self.classes = [(torch.nonzero(labels == label).flatten(), weights[labels == label])
                         for label in labels.unique()]

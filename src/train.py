@@ -34,7 +34,7 @@ from src.atomic import append_text_atomic, remove_stale_partials_of, write_bytes
 from src.augment import Augmenter, describe
 from src.checkpoint import CheckpointError, ModelInfo, load_model, read_checkpoint, save_checkpoint
 from src.cli import HelpFormatter
-from src.dataset import ClipDataset, EpochSampler, Item, labelled_clips, source_of, split_by_source
+from src.dataset import SOURCE_WEIGHTING, ClipDataset, EpochSampler, Item, labelled_clips, source_of, split_by_source
 from src.distill import Teacher, distillation_loss
 from src.features import read_stats, stats_path, write_stats
 from src.metrics import Report, evaluate, format_test_line, format_validation_line
@@ -75,8 +75,12 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=spec.lr, help="Adam learning rate")
     parser.add_argument("--clips-per-epoch", type=int, metavar="N",
                         help="train on N clips per epoch, drawn afresh each epoch, half from each class, each "
-                             "source folder weighted by the square root of its size (for large corpora); "
+                             "source folder weighted as --source-weighting says (for large corpora); "
                              "default: every training clip once per epoch")
+    parser.add_argument("--source-weighting", choices=sorted(SOURCE_WEIGHTING), default="sqrt",
+                        help="with --clips-per-epoch, within a class: sqrt = a source folder (one repository) "
+                             "draws as the square root of its clip count; equal = every source folder draws "
+                             "the same, so a big human-only corpus weighs no more than one demo page")
     parser.add_argument("--test-fraction", type=float, default=0.2,
                         help="share of training recordings held out as the test split")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -173,6 +177,8 @@ def resume_mismatch(state: dict, args: argparse.Namespace) -> str | None:
         return f"was trained with distillation settings {recorded}, not {wanted}"
     if trained_on.get("clips_per_epoch") != args.clips_per_epoch:
         return f"was trained with --clips-per-epoch {trained_on.get('clips_per_epoch')}"
+    if trained_on.get("source_weighting", "sqrt") != args.source_weighting:
+        return f"was trained with --source-weighting {trained_on.get('source_weighting', 'sqrt')}"
     if ("train_state_dict" in state) != (args.ema > 0):
         return f"was trained {'without' if args.ema > 0 else 'with'} --ema"
     cosine = "T_max" in state["scheduler"]
@@ -420,6 +426,7 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
                   "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
                   "bf16": args.bf16, "init_weights": args.init_weights, "schedule": args.schedule,
                   "ema": args.ema, "select": args.select, "clips_per_epoch": args.clips_per_epoch,
+                  "source_weighting": args.source_weighting,
                   **manifest_facts(root), **distillation_settings(args)}
     info = ModelInfo(spec.architecture, config, stats.mean, stats.std, trained_on=trained_on)
 
@@ -454,7 +461,8 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
         model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     train_set = ClipDataset(train_items, stats, augmenter)
     if args.clips_per_epoch:
-        sampler = EpochSampler(train_items, args.clips_per_epoch, args.seed, ddp.rank, ddp.world_size)
+        sampler = EpochSampler(train_items, args.clips_per_epoch, args.seed, ddp.rank, ddp.world_size,
+                               args.source_weighting)
     else:
         sampler = DistributedSampler(train_set, seed=args.seed) if ddp.enabled else None
     generator = torch.Generator().manual_seed(args.seed)

@@ -231,6 +231,9 @@ def test_epoch_sampler_draws_both_classes_evenly_and_afresh_each_epoch():
     assert list(sampler) != first
     ranks = [EpochSampler(items, 300, seed=1, rank=r, world_size=2) for r in range(2)]
     assert sorted(list(ranks[0]) + list(ranks[1])) == sorted(first)
+    equal = list(EpochSampler(items, 300, seed=1, weighting="equal"))
+    small = sum(1 for i in equal if "/small/" in items[i][0])
+    assert 0.4 * 150 < small < 0.6 * 150  # equal weighting: half of the AI draws from each folder
 
 
 def test_training_on_the_built_corpus_records_its_manifest(corpus, tmp_path):
