@@ -165,9 +165,9 @@ class CorpusBuilder:
     """Reads repositories, balances and writes their recordings, and keeps the manifest rows."""
 
     def __init__(self, out: Path, snapshots: Path | None, clones: Path, seed: int, workers: int,
-                 train_ratio: float = TRAIN_RATIO):
+                 train_ratio: float = TRAIN_RATIO, paired_only: bool = False):
         self.out, self.snapshots, self.clones, self.seed, self.workers = out, snapshots, clones, seed, workers
-        self.train_ratio = train_ratio
+        self.train_ratio, self.paired_only = train_ratio, paired_only
         self.recordings: list[Recording] = []
         self.seen: dict[str, str] = {}  # sha256 -> pool
         self.counts: Counter = Counter()
@@ -191,6 +191,9 @@ class CorpusBuilder:
                 continue
             self.seen[clip.sha256] = pool
             by_key[(row.label, row.system, row.family, row.corpus, row.language)].append(clip)
+        if pool == "train" and self.paired_only and len({key[0] for key in by_key}) < 2:
+            self.counts["one-class training repositories left out"] += 1  # its files still count as seen
+            return
         groups = {key: join_short(clips) for key, clips in by_key.items()}
         ratio = self.train_ratio if pool == "train" else 1.0
         self._write(repo, commit, pool, self._balanced(repo, groups, ratio))
@@ -274,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-ratio", type=float, default=TRAIN_RATIO,
                         help="in a training repository with both classes, keep at most this many times the smaller "
                              "class's seconds of the larger (held-out repositories are always cut to 1)")
+    parser.add_argument("--paired-only", action="store_true",
+                        help="leave out training repositories that hold only one class (human-only corpora, "
+                             "AI-only sample folders), so every training page gives both classes")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="decoding and writing processes")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -288,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         if not table:
             parser.error(f"--only: none of {args.only} is in {args.table}")
     builder = CorpusBuilder(out, Path(args.snapshots) if args.snapshots else None, Path(args.clones), args.seed,
-                            args.workers, args.train_ratio)
+                            args.workers, args.train_ratio, args.paired_only)
     builder.build(table)
     if not builder.recordings:
         print("error: nothing was written", file=sys.stderr)

@@ -214,6 +214,21 @@ def test_a_missing_commit_is_reported_and_a_nonempty_output_refused(corpus, tmp_
     assert again.returncode == 2 and "not empty" in again.stderr
 
 
+def test_paired_only_leaves_out_one_class_training_repositories(corpus, tmp_path):
+    table = tmp_path / "sources.csv"
+    table.write_text(corpus["table"].read_text().replace(",validation,", ",train,"))  # uni: human-only, training
+    built = {}
+    for flags in ((), ("--paired-only",)):
+        out = tmp_path / f"out{len(flags)}"
+        result = run_module("data.build_public_corpus", "--table", table, "--snapshots", corpus["snapshots"],
+                            "--out", out, "--only", "uni/speech-samples", "--only", "lab/tts-demo",
+                            "--workers", "1", *flags)
+        assert result.returncode == 0, describe(result)
+        built[flags] = {row["source"] for row in csv.DictReader(open(out / "manifest.csv", newline=""))}
+    assert built[()] == {"uni/speech-samples", "lab/tts-demo"}
+    assert built[("--paired-only",)] == {"lab/tts-demo"}
+
+
 def test_epoch_sampler_draws_both_classes_evenly_and_afresh_each_epoch():
     items = ([(f"/d/ai_split/big/{i}_chunk_0.mp3", 0) for i in range(900)]
              + [(f"/d/ai_split/small/{i}_chunk_0.mp3", 0) for i in range(100)]
