@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -53,7 +55,28 @@ def build_parser(architecture: str, default_weights: str, default_log_dir: str) 
     parser.add_argument("--ai-dir", help="labelled evaluation: folder of AI recordings")
     parser.add_argument("--log-dir", default=default_log_dir, help="where the labelled evaluation writes its logs")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--shard", type=shard_spec, metavar="K/N",
+                        help="score only the K-th of N deterministic shares of the input files (by a hash of "
+                             "each path), so N jobs (a Slurm array, GNU parallel) together score every file once")
     return parser
+
+
+def shard_spec(text: str) -> tuple[int, int]:
+    """argparse type for --shard: 'K/N' with 1 <= K <= N."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N such as 2/8, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"K must be between 1 and N, got {text!r}")
+    return k, n
+
+
+def in_shard(path: Path, shard: tuple[int, int]) -> bool:
+    """Whether `path` belongs to shard (K, N): the same answer for the same path on any machine."""
+    k, n = shard
+    digest = hashlib.sha256(os.fsencode(path)).digest()
+    return int.from_bytes(digest[:8], "big") % n == k - 1
 
 
 def csv_row(result: dict) -> dict:
@@ -145,11 +168,14 @@ def main(architecture: str, default_weights: str, default_log_dir: str, argv: li
         files, notes = find_inputs(args.paths)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
+        found = bool(files)
+        if args.shard:
+            files = [path for path in files if in_shard(path, args.shard)]
         results = analyse_all(detector, files, progress)
         single = len(args.paths) == 1 and Path(args.paths[0]).is_file()
         text = render(results, args.format or ("json" if single else "jsonl"))
         failed = sum("error" in r for r in results)
-        if not files:
+        if not found:
             failed = 1
     if args.output:
         write_text_atomic(args.output, text)

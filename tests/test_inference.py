@@ -253,3 +253,26 @@ def test_usage_errors(args: list[str]):
     result = run_module("src.inference_CNN", *args)
     assert result.returncode == 2, describe(result)
     assert "usage:" in result.stderr
+
+
+def test_shards_together_score_every_file_once(tmp_path: Path):
+    assets = Path(__file__).resolve().parent.parent / "assets"
+    for i in range(8):
+        shutil.copy(assets / ("sample_ai.mp3" if i % 2 else "sample_human.mp3"), tmp_path / f"recording_{i}.mp3")
+    code, out, err = infer("cnn", tmp_path, "--format", "jsonl")
+    assert code == 0, err
+    full = {r["name"]: r for r in json_lines(out)}
+    assert len(full) == 8
+    shards: dict[str, dict] = {}
+    for k in (1, 2, 3):
+        code, out, err = infer("cnn", tmp_path, "--format", "jsonl", "--shard", f"{k}/3")
+        assert code == 0, err
+        part = {r["name"]: r for r in json_lines(out)}
+        assert len(part) < 8 and not part.keys() & shards.keys()
+        shards.update(part)
+    assert shards.keys() == full.keys()
+    for name, result in shards.items():
+        assert result["Prediction"] == full[name]["Prediction"]
+        assert result["mean_ai_probability"] == pytest.approx(full[name]["mean_ai_probability"], abs=1e-4)
+    code, out, err = infer("cnn", tmp_path, "--shard", "4/3")
+    assert code == 2 and "K must be between 1 and N" in err
