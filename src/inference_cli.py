@@ -7,12 +7,14 @@ original's labelled evaluation with --human-dir / --ai-dir.
 from __future__ import annotations
 
 import argparse
-import csv
+import datetime
 import hashlib
-import io
+import itertools
 import json
 import os
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +23,12 @@ from tqdm import tqdm
 from src.atomic import append_text_atomic, write_text_atomic
 from src.checkpoint import CheckpointError
 from src.cli import HelpFormatter, add_engine_arguments, positive_int, use_threads
+from src.distributed import Distributed
 from src.inference import DEFAULT_BATCH_SIZE, Detector, find_inputs
 from src.metrics import AI, HUMAN, evaluate
-
-CSV_FIELDS = ["name", "Percent_AI", "Percent_Human", "Prediction", "mean_ai_probability", "duration_s",
-              "n_windows", "error"]
+from src.report import ReportWriter
+from src.scan_output import OutputError, ResultStream, file_stamp, load_previous, merge, rank_path, render
+from src.timeline import plot_timeline
 
 
 def build_parser(architecture: str, default_weights: str, default_log_dir: str) -> argparse.ArgumentParser:
@@ -44,8 +47,16 @@ def build_parser(architecture: str, default_weights: str, default_log_dir: str) 
     parser.add_argument("paths", nargs="*", metavar="PATH", help="audio files and/or folders (scanned recursively)")
     parser.add_argument("--model", "--weights", dest="weights", default=default_weights, help="checkpoint to use")
     parser.add_argument("--format", choices=["json", "jsonl", "csv"], default=None,
-                        help="output format (default: pretty JSON for one file, JSON lines otherwise)")
+                        help="output format (default: pretty JSON for one file; otherwise CSV when --output ends "
+                             "in .csv, else JSON lines). JSON lines and CSV are written one file at a time, "
+                             "flushed, in input order")
     parser.add_argument("--output", "-o", help="write results to this file instead of stdout")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --output: keep the results already there (same path, size and mtime), repair "
+                             "a torn last line, and score only the rest")
+    parser.add_argument("--report", metavar="HTML",
+                        help="also write a self-contained HTML report: summary, sortable table, per-file timelines")
+    parser.add_argument("--plot", metavar="PNG", help="for one file: draw its P(AI) timeline as a PNG")
     add_engine_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
                         help="windows scored per forward pass (memory grows with it)")
@@ -79,36 +90,26 @@ def in_shard(path: Path, shard: tuple[int, int]) -> bool:
     return int.from_bytes(digest[:8], "big") % n == k - 1
 
 
-def csv_row(result: dict) -> dict:
-    row = {key: result.get(key, "") for key in CSV_FIELDS}
-    row["n_windows"] = len(result.get("windows", [])) if "error" not in result else ""
-    return row
-
-
-def render(results: list[dict], fmt: str) -> str:
-    """Results as text in one of the output formats."""
-    if fmt == "json":
-        return json.dumps(results[0] if len(results) == 1 else results, indent=2) + "\n"
-    if fmt == "jsonl":
-        return "".join(json.dumps(r) + "\n" for r in results)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(csv_row(r) for r in results)
-    return buffer.getvalue()
+def scored(detector: Detector, files: list[Path], progress: bool) -> Iterator[dict]:
+    """Results in input order, each with the file's size and mtime; progress (files, audio hours, speed) on stderr."""
+    bar = tqdm(total=len(files), desc="scanning", unit="file", disable=not progress or len(files) < 2,
+               file=sys.stderr, dynamic_ncols=True)
+    audio_s, started = 0.0, time.monotonic()
+    for path, result in zip(files, detector.analyse_many(files), strict=True):
+        result.update(file_stamp(path))
+        if "error" in result:
+            bar.write(f"error: {path}: {result['error']}", file=sys.stderr)
+        else:
+            audio_s += result["duration_s"]
+        elapsed = max(time.monotonic() - started, 1e-9)
+        bar.set_postfix_str(f"{audio_s / 3600:.2f} h audio, {audio_s / elapsed:.0f}x real time", refresh=False)
+        bar.update()
+        yield result
+    bar.close()
 
 
 def analyse_all(detector: Detector, files: list[Path], progress: bool) -> list[dict]:
-    results = []
-    bar = tqdm(total=len(files), desc="analysing", unit="file", disable=not progress or len(files) < 2,
-               file=sys.stderr)
-    for path, result in zip(files, detector.analyse_many(files), strict=True):
-        if "error" in result:
-            tqdm.write(f"error: {path}: {result['error']}", file=sys.stderr)
-        results.append(result)
-        bar.update()
-    bar.close()
-    return results
+    return list(scored(detector, files, progress))
 
 
 def labelled_evaluation(detector: Detector, human_dir: str, ai_dir: str, log_dir: Path, progress: bool) -> dict:
@@ -137,6 +138,110 @@ def labelled_evaluation(detector: Detector, human_dir: str, ai_dir: str, log_dir
     return metrics
 
 
+def streamed(detector: Detector, files: list[Path], target: str | os.PathLike | None, fmt: str, append: bool,
+             progress: bool) -> Iterator[dict]:
+    """Score files, writing each result to `target` (stdout when None) as soon as it is scored."""
+    stream = ResultStream(target, fmt, append)
+    try:
+        for result in scored(detector, files, progress):
+            stream.write(result)
+            yield result
+    finally:
+        stream.close()
+
+
+def emit(text: str, output: str | None) -> None:
+    """Write a whole result text to `output` (atomically) or to stdout."""
+    if output:
+        write_text_atomic(output, text)
+    else:
+        sys.stdout.reconfigure(errors="surrogateescape")  # a file name that is not UTF-8 is printed as its bytes
+        sys.stdout.write(text)
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """--format, else pretty JSON for one file, else CSV for an --output ending in .csv, else JSON lines."""
+    if args.format:
+        return args.format
+    if len(args.paths) == 1 and Path(args.paths[0]).is_file() and not args.resume:
+        return "json"
+    return "csv" if args.output and args.output.lower().endswith(".csv") else "jsonl"
+
+
+def check_scan_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, fmt: str, ranks: int) -> None:
+    if args.resume and not args.output:
+        parser.error("--resume needs --output (the file whose results it keeps)")
+    if fmt == "json" and (args.resume or ranks > 1):
+        parser.error("--resume and torchrun scans write one line per file: use --format jsonl or csv")
+    if ranks > 1:
+        if not args.output:
+            parser.error("a torchrun scan needs --output (each rank writes <output stem>.rank<r><suffix>)")
+        if args.shard:
+            parser.error("under torchrun each rank takes its shard from torch.distributed: leave out --shard")
+        if args.plot:
+            parser.error("--plot draws one file: run it without torchrun")
+
+
+def scan(detector: Detector, args: argparse.Namespace, fmt: str, ddp: Distributed,
+         parser: argparse.ArgumentParser) -> int:
+    """Score files and folders, streaming results; under torchrun, rank 0 merges the ranks' outputs."""
+    everything, notes = find_inputs(args.paths)
+    for note in notes if ddp.is_main else []:
+        print(f"note: {note}", file=sys.stderr)
+    shard = args.shard or ((ddp.rank + 1, ddp.world_size) if ddp.enabled else None)
+    files = [path for path in everything if in_shard(path, shard)] if shard else everything
+    if args.plot and len(files) != 1:
+        parser.error(f"--plot draws one file's timeline, and {len(files)} were given (use --report for several)")
+    target = rank_path(args.output, ddp.rank) if ddp.enabled else args.output
+    merged_before = load_previous(args.output, fmt, rewrite=False) if args.resume and ddp.enabled else []
+    earlier = load_previous(target, fmt) if args.resume else []
+    done = {r["name"] for r in merged_before + earlier}
+    todo = [path for path in files if str(path) not in done]
+    if args.resume and ddp.is_main:
+        print(f"resuming: {len(files) - len(todo)} file(s) already scored, {len(todo)} to go", file=sys.stderr)
+    # Under torchrun, rank 0 writes the report from the merged results at the end.
+    report = ReportWriter(args.report, detector.info.threshold, detector.description) \
+        if args.report and not ddp.enabled else None
+    failed, last = 0, None
+    try:
+        if fmt == "json":
+            results = analyse_all(detector, todo, not args.no_progress)
+            emit(render(results, "json"), args.output)
+        else:
+            results = streamed(detector, todo, target, fmt, args.resume, not args.no_progress)
+        for result in itertools.chain(earlier, results):
+            failed += "error" in result
+            last = result
+            if report:
+                report.add(result)
+    except OutputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if ddp.enabled:
+        ddp.barrier()
+        if ddp.is_main:
+            parts = [rank_path(args.output, rank) for rank in range(ddp.world_size)]
+            merged = merge(args.output, parts, fmt, [str(path) for path in everything], merged_before)
+            failed = sum("error" in r for r in merged)
+            if args.report:
+                report = ReportWriter(args.report, detector.info.threshold, detector.description)
+                for result in merged:
+                    report.add(result)
+        ddp.barrier()
+    if report:
+        report.close()
+    if args.plot and last is not None:
+        if "error" in last:
+            print(f"error: no timeline to plot: {last['error']}", file=sys.stderr)
+        else:
+            plot_timeline(last, detector.info.threshold, args.plot)
+    if not everything:
+        failed = max(failed, 1)
+    if failed and ddp.is_main:
+        print(f"{failed} file(s) could not be analysed", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def main(architecture: str, default_weights: str, default_log_dir: str, argv: list[str] | None = None) -> int:
     parser = build_parser(architecture, default_weights, default_log_dir)
     args = parser.parse_args(argv)
@@ -148,40 +253,28 @@ def main(architecture: str, default_weights: str, default_log_dir: str, argv: li
     for folder in filter(None, (args.human_dir, args.ai_dir)):
         if not Path(folder).is_dir():
             parser.error(f"not a folder: {folder}")
+    fmt = output_format(args)
+    if not labelled:
+        check_scan_arguments(parser, args, fmt, int(os.environ.get("WORLD_SIZE", "1")))
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        parser.error("--threshold must be between 0 and 1")
     use_threads(args.threads)
+    ddp = Distributed(args.device, timeout=datetime.timedelta(days=7))  # ranks wait for the slowest at the end
     try:
-        detector = Detector(args.weights, architecture, args.device, args.batch_size, args.precision)
+        detector = Detector(args.weights, architecture, str(ddp.device), args.batch_size, args.precision)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.threshold is not None:
-        if not 0.0 <= args.threshold <= 1.0:
-            parser.error("--threshold must be between 0 and 1")
         detector.info.threshold = args.threshold
-    progress = not args.no_progress
-
-    if labelled:
-        metrics = labelled_evaluation(detector, args.human_dir, args.ai_dir, Path(args.log_dir), progress)
-        text = json.dumps(metrics, indent=2) + "\n"
-        failed = metrics["files_failed"]
-    else:
-        files, notes = find_inputs(args.paths)
-        for note in notes:
-            print(f"note: {note}", file=sys.stderr)
-        found = bool(files)
-        if args.shard:
-            files = [path for path in files if in_shard(path, args.shard)]
-        results = analyse_all(detector, files, progress)
-        single = len(args.paths) == 1 and Path(args.paths[0]).is_file()
-        text = render(results, args.format or ("json" if single else "jsonl"))
-        failed = sum("error" in r for r in results)
-        if not found:
-            failed = 1
-    if args.output:
-        write_text_atomic(args.output, text)
-    else:
-        sys.stdout.reconfigure(errors="surrogateescape")  # a file name that is not UTF-8 is printed as its bytes
-        sys.stdout.write(text)
-    if failed:
-        print(f"{failed} file(s) could not be analysed", file=sys.stderr)
-    return 1 if failed else 0
+    try:
+        if not labelled:
+            return scan(detector, args, fmt, ddp, parser)
+        metrics = labelled_evaluation(detector, args.human_dir, args.ai_dir, Path(args.log_dir),
+                                      not args.no_progress)
+    finally:
+        ddp.close()
+    emit(json.dumps(metrics, indent=2) + "\n", args.output)
+    if metrics["files_failed"]:
+        print(f"{metrics['files_failed']} file(s) could not be analysed", file=sys.stderr)
+    return 1 if metrics["files_failed"] else 0

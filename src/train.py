@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
@@ -36,6 +35,7 @@ from src.checkpoint import CheckpointError, ModelInfo, load_model, read_checkpoi
 from src.cli import HelpFormatter
 from src.dataset import SOURCE_WEIGHTING, ClipDataset, EpochSampler, Item, labelled_clips, source_of, split_by_source
 from src.distill import Teacher, distillation_loss
+from src.distributed import Distributed
 from src.features import read_stats, stats_path, write_stats
 from src.metrics import Report, evaluate, format_test_line, format_validation_line
 from src.model import build_model
@@ -242,51 +242,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str, local_rank: int) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{local_rank}"
-    return torch.device(name)
-
-
-class Distributed:
-    """Process-group facts; a single process when not started by torchrun."""
-
-    def __init__(self, device_name: str):
-        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.device = resolve_device(device_name, self.local_rank)
-        if self.world_size > 1:
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-            if self.device.type == "cuda":
-                torch.cuda.set_device(self.device)
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.enabled:
-            dist.barrier()
-
-    def broadcast_float(self, value: float) -> float:
-        if not self.enabled:
-            return value
-        tensor = torch.tensor([value], dtype=torch.float64)
-        dist.broadcast(tensor, src=0)
-        return float(tensor.item())
-
-    def close(self) -> None:
-        if self.enabled:
-            dist.destroy_process_group()
 
 
 def load_or_compute_stats(root: Path, items: list[Item], workers: int, ddp: Distributed, progress: bool):

@@ -25,7 +25,7 @@ from src.audio import encode_mp3, load_audio, window_starts
 from tests.conftest import TrainingRun
 from tests.helpers import describe, run_module, write_audio
 from tests.synth import ai_like, write_recording
-from tests.test_inference import check_result
+from tests.test_inference import ERROR_KEYS, check_result
 
 
 def permission_prefix() -> tuple[str, ...] | None:
@@ -171,7 +171,7 @@ def test_each_file_gets_its_error_or_a_correct_verdict(case: Case, scored: dict,
         assert "error" not in result, result
         check_result(result, cnn_run.output, "cnn")  # the windows, scores and verdict of what the file holds
     else:
-        assert set(result) == {"name", "error"} and case.error in result["error"], result
+        assert set(result) == ERROR_KEYS and case.error in result["error"], result
         assert f"error: {path}: {result['error']}" in scored["result"].stderr
 
 

@@ -18,14 +18,15 @@ from src.audio import CLIP_SAMPLES, SAMPLE_RATE, load_audio, mp3_normalise
 from src.checkpoint import load_model
 from src.features import ORIGINAL_MEAN, ORIGINAL_STD, Stats
 from src.inference import Detector
-from src.inference_cli import CSV_FIELDS
 from src.metrics import equal_error_rate
 from src.model import CNN
+from src.scan_output import CSV_FIELDS
 from tests.conftest import DataTree, InferenceInputs, TrainingRun
 from tests.helpers import describe, run_module
 
 RESULT_KEYS = {"name", "Percent_AI", "Percent_Human", "Prediction", "mean_ai_probability", "duration_s", "windows",
-               "model"}
+               "model", "size_bytes", "mtime"}
+ERROR_KEYS = {"name", "error", "size_bytes", "mtime"}  # a file that cannot be analysed
 
 
 def infer(architecture: str, *args) -> tuple[int, str, str]:
@@ -149,7 +150,7 @@ def test_bad_inputs_get_an_error_and_the_batch_goes_on(cnn_run: TrainingRun, inf
     assert len(results) == len(bad) + 1
     for reason, path in bad.items():
         result = results[str(path)]
-        assert set(result) == {"name", "error"}, result
+        assert set(result) == ERROR_KEYS, result
         assert reason in result["error"]
         assert f"error: {path}: " in err
     assert results[str(inference_inputs.long_ai)]["Prediction"] in ("ai", "human")
@@ -192,8 +193,8 @@ def test_labelled_evaluation(cnn_run: TrainingRun, data_tree: DataTree, tmp_path
     ai = json_lines((log_dir / "results_ai_model.txt").read_text())
     assert len(human) == len(data_tree.sources["validation_set/human"]) + 1
     assert len(ai) == len(data_tree.sources["validation_set/ai"])
-    assert [r for r in human if "error" in r] == [{"name": str(human_dir / "broken.wav"),
-                                                    "error": "empty file (0 bytes)"}]
+    assert [(r["name"], r["error"]) for r in human if "error" in r] == [(str(human_dir / "broken.wav"),
+                                                                         "empty file (0 bytes)")]
     scored_human = [r for r in human if "error" not in r]
     assert metrics["total"] == len(scored_human) + len(ai)
     p_human_h = np.array([1 - r["mean_ai_probability"] for r in scored_human])
