@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SOURCES ?= ../shared/data
 TRAINSET ?= data
 
-.PHONY: demo test lint bench recipe-deps training-data public-corpus clean-venv
+.PHONY: demo test browser lint bench bench-scan recipe-deps training-data public-corpus clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 demo: $(VENV)/.installed
 	$(PY) -m src.inference_CNN assets/sample_human.mp3 assets/sample_ai.mp3 --format csv
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(PY) -m pytest -q
+
+# Debian's Chromium for the HTML report's browser test; where it cannot be installed, that one test is skipped.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; } >/dev/null 2>&1; } || \
+	  echo "note: could not install chromium; the HTML report's browser test will be skipped"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -25,6 +32,10 @@ lint: $(VENV)/.installed
 # Speed and memory on this machine (about 5 minutes on 2 cores); see README, "Speed".
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run --output benchmarks/latest.md
+
+# Peak memory of scanning 2,000 and 20,000 short files (about 10 minutes on 2 cores); see README, "Scanning many files".
+bench-scan: $(VENV)/.installed
+	$(PY) -m benchmarks.scan_memory
 
 # --- the recipe behind pretrained_weights/ (see README, "Reproducing the shipped weights") ---
 $(VENV)/.recipe: $(VENV)/.installed requirements-recipe.txt

@@ -101,7 +101,8 @@ class ReportWriter:
     def _head(self) -> str:
         scored = self.files - self.errors
         share = f"{100.0 * self.called_ai / scored:.1f} % of scored" if scored else "none scored"
-        cards = [("files", f"{self.files:,}"), ("audio", f"{self.seconds / 3600:.2f} h"),
+        audio = f"{self.seconds / 3600:.2f} h" if self.seconds >= 360 else f"{self.seconds / 60:.1f} min"
+        cards = [("files", f"{self.files:,}"), ("audio", audio),
                  ("called AI", f"{self.called_ai:,} <span class='note'>({share})</span>"),
                  ("errors", f"{self.errors:,}")]
         model = escape(f"{self.model.get('architecture', '?').upper()} {self.model.get('weights', '')}")

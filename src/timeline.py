@@ -22,8 +22,13 @@ def ai_stretches(windows: list[dict], threshold: float) -> list[tuple[float, flo
     return [(start, end) for start, end in stretches]
 
 
-def _centres(windows: list[dict]) -> list[tuple[float, float]]:
-    return [((w["start"] + w["end"]) / 2, w["ai_probability"]) for w in windows]
+def steps(windows: list[dict]) -> list[tuple[float, float]]:
+    """(time, P(AI)) corners of a step line: each window's score held until the next window starts."""
+    points = []
+    for i, window in enumerate(windows):
+        until = min(window["end"], windows[i + 1]["start"]) if i + 1 < len(windows) else window["end"]
+        points += [(window["start"], window["ai_probability"]), (until, window["ai_probability"])]
+    return points
 
 
 def timeline_svg(result: dict, threshold: float, width: int = 320, height: int = 48) -> str:
@@ -41,10 +46,7 @@ def timeline_svg(result: dict, threshold: float, width: int = 320, height: int =
 
     shaded = "".join(f'<rect x="{x(a)}" y="0" width="{max(x(b) - x(a), 0.5)}" height="{height}" class="ai"/>'
                      for a, b in ai_stretches(windows, threshold))
-    points = _centres(windows)
-    if len(points) == 1:  # a single window: draw it across the file
-        points = [(0.0, points[0][1]), (duration, points[0][1])]
-    line = " ".join(f"{x(t)},{y(p)}" for t, p in points)
+    line = " ".join(f"{x(t)},{y(p)}" for t, p in steps(windows))
     title = escape(f"P(AI) per 3-s window over {duration:.1f} s; dashed line: threshold {threshold:g}")
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" role="img"><title>{title}</title>'
@@ -61,12 +63,11 @@ def plot_timeline(result: dict, threshold: float, path: str | os.PathLike) -> No
     import matplotlib.pyplot as plt
 
     windows = result["windows"]
-    times, probabilities = zip(*_centres(windows), strict=True)
+    times, probabilities = zip(*steps(windows), strict=True)
     figure, axes = plt.subplots(figsize=(10, 3))
     for start, end in ai_stretches(windows, threshold):
         axes.axvspan(start, end, color="tab:red", alpha=0.15, lw=0)
-    axes.plot(times, probabilities, marker="." if len(times) < 200 else None, color="tab:blue",
-              label="P(AI) per 3-s window")
+    axes.plot(times, probabilities, color="tab:blue", label="P(AI) per 3-s window")
     axes.axhline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
     axes.set(xlim=(0, max(result.get("duration_s") or 0.0, windows[-1]["end"])), ylim=(0, 1),
              xlabel="time (s)", ylabel="P(AI)",
