@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SOURCES ?= ../shared/data
 TRAINSET ?= data
 
-.PHONY: demo test browser lint bench bench-scan recipe-deps training-data public-corpus clean-venv
+.PHONY: demo test browser lint bench bench-avx2 bench-scan recipe-deps training-data public-corpus clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: $(VENV)/.installed
 # Speed and memory on this machine (about 5 minutes on 2 cores); see README, "Speed".
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run --output benchmarks/latest.md
+
+# The same, as on a laptop CPU with AVX2 only and no native bf16 (PyTorch and oneDNN capped at AVX2).
+bench-avx2: $(VENV)/.installed
+	$(PY) -m benchmarks.run --simulate-avx2 --output benchmarks/latest-avx2.md
 
 # Peak memory of scanning 2,000 and 20,000 short files (about 10 minutes on 2 cores); see README, "Scanning many files".
 bench-scan: $(VENV)/.installed

@@ -102,9 +102,16 @@ def profile(args: argparse.Namespace) -> dict:
     return times
 
 
+def cpu(args: argparse.Namespace) -> dict:
+    """What this process's PyTorch uses (the parent may have set AVX2-only limits for its children)."""
+    from benchmarks.run import cpu_features
+
+    return {"cpu": cpu_features()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("task", choices=["infer", "model", "train", "profile"])
+    parser.add_argument("task", choices=["infer", "model", "train", "profile", "cpu"])
     parser.add_argument("paths", nargs="*")
     parser.add_argument("--arch", default="cnn")
     parser.add_argument("--weights")
@@ -116,7 +123,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=128)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    task = {"infer": infer, "model": model_speed, "train": train_speed, "profile": profile}[args.task]
+    task = {"infer": infer, "model": model_speed, "train": train_speed, "profile": profile, "cpu": cpu}[args.task]
     result = task(args)
     result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(json.dumps(result))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -29,10 +30,32 @@ ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = {"cnn": ROOT / "pretrained_weights" / "CNN_Ai-SPY.pth", "vit": ROOT / "pretrained_weights" / "ViT_Ai-SPY.pth"}
 
 
+# What an AVX2-only CPU without native bf16 (most laptops) runs: PyTorch's AVX2 kernels and oneDNN capped at
+# AVX2, which also turns --precision auto into fp32. Set for the measured child processes by --simulate-avx2.
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
+
+
+def cpu_features() -> str:
+    """The CPU's vector and bf16 features, and which of them PyTorch uses in this process."""
+    flags = set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    present = [flag for flag in CPU_FLAGS if flag in flags] or ["unknown (no /proc/cpuinfo)"]
+    bf16 = resolve_precision("auto", torch.device("cpu")) == "bf16"
+    return (f"CPU features: {', '.join(present)}; PyTorch kernels: {torch.backends.cpu.get_cpu_capability()}, "
+            f"native bf16: {'yes' if bf16 else 'no'}")
+
+
 def run_child(*args: str | Path) -> tuple[dict, float]:
     """Run `python -m ...args` in a fresh process; returns its last JSON line (if any) and wall seconds."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          env=os.environ)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"python -m {' '.join(map(str, args))} failed:\n{done.stderr[-2000:]}")
@@ -51,10 +74,9 @@ def machine(threads: int) -> str:
         names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
                  if line.startswith("model name")]
         cpu = names[0] if names else cpu
-    cores = usable_cores()
-    bf16 = resolve_precision("auto", torch.device("cpu")) == "bf16"
-    return (f"{cores} cores ({cpu}), torch {torch.__version__}, Python {platform.python_version()}, "
-            f"model threads {threads} + 1 decoding thread, native bf16: {'yes' if bf16 else 'no'}")
+    return (f"{usable_cores()} cores ({cpu}), torch {torch.__version__}, Python {platform.python_version()}, "
+            f"model threads {threads} + 1 decoding thread. {measure('cpu')['cpu']}"
+            + (" (simulated with --simulate-avx2)" if os.environ.get("ONEDNN_MAX_CPU_ISA") else ""))
 
 
 def make_audio(folder: Path, long_minutes: float, short_files: int, corpus_minutes: float) -> dict:
@@ -122,7 +144,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="precisions to measure (repeatable; default: auto and fp32)")
     parser.add_argument("--train-clips", type=int, default=256, help="clips per training-speed measurement")
     parser.add_argument("--output", help="also write the tables to this Markdown file")
+    parser.add_argument("--simulate-avx2", action="store_true",
+                        help="measure as on a CPU with AVX2 only and no native bf16 (PyTorch and oneDNN capped at "
+                             "AVX2), whatever this CPU has")
     args = parser.parse_args(argv)
+    if args.simulate_avx2:
+        os.environ.update(AVX2_ONLY)  # read by the measured child processes at their start
     precisions = args.precision or ["auto", "fp32"]
     lines = [f"Machine: {machine(args.threads)}", ""]
     print(lines[0], flush=True)

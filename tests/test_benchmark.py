@@ -29,3 +29,15 @@ def test_one_inference_measurement(cnn_run: TrainingRun, tmp_path: Path):
     assert abs(measured["audio_s"] - 10.0) < 0.1
     assert measured["engine_s"] > 0 and measured["peak_mb"] > 50
     assert measured["precision"] in ("fp32", "bf16")
+
+
+def test_avx2_simulation_reaches_the_measured_process():
+    """--simulate-avx2 caps the child processes at AVX2 without bf16, whatever this CPU has."""
+    from benchmarks.run import AVX2_ONLY
+
+    normal = run_module("benchmarks.measure", "cpu")
+    capped = run_module("benchmarks.measure", "cpu", env=AVX2_ONLY)
+    assert normal.returncode == capped.returncode == 0, describe(capped)
+    line = json.loads(capped.stdout.strip().splitlines()[-1])["cpu"]
+    assert "PyTorch kernels: AVX2, native bf16: no" in line
+    assert "CPU features:" in json.loads(normal.stdout.strip().splitlines()[-1])["cpu"]
