@@ -10,6 +10,7 @@ others, so that `--resume` appends only what is missing.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -155,11 +156,19 @@ class ResultStream:
         self._write(record(result, self.fmt))
 
     def close(self) -> None:
-        if self.handle is not sys.stdout:
+        if self.handle is sys.stdout:
+            return
+        try:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # EINVAL: a device or pipe that cannot be synced
+                raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        finally:
             try:
-                os.fsync(self.handle.fileno())
-            finally:
                 self.handle.close()
+            except OSError:
+                pass  # the error was reported above; what could not be written is lost either way
 
 
 def read_output(path: str | os.PathLike, fmt: str) -> Iterator[dict]:

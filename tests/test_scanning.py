@@ -198,3 +198,10 @@ def test_scan_arguments_are_checked(inbox: Path, tmp_path: Path):
     result = subprocess.run([sys.executable, "-m", "src.inference_CNN", str(inbox), *SCAN], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "a torchrun scan needs --output" in result.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux) to stand for a full disk")
+def test_a_full_disk_stops_the_scan_with_a_clear_error(inbox: Path):
+    result = run_module("src.inference_CNN", inbox, "--output", "/dev/full", *SCAN)
+    assert result.returncode == 2, describe(result)
+    assert "error: cannot write /dev/full: No space left on device" in result.stderr
