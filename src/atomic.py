@@ -2,6 +2,7 @@
 
 A reader never sees a half-written file, and a run killed mid-write leaves only a
 temporary file named `.<name>.<pid>.partial`, which `remove_stale_partials` cleans up.
+The one exception is `open_line_stream`, for scan results written and flushed line by line.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TextIO
 
 _PARTIAL = re.compile(r"^\..+\.(\d+)\.partial$")
 
@@ -45,6 +47,31 @@ def append_text_atomic(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
     old = path.read_bytes() if path.exists() else b""
     write_bytes_atomic(path, old + text.encode("utf-8", "surrogateescape"))
+
+
+def write_chunks_atomic(path: str | os.PathLike, chunks: Iterable[str]) -> None:
+    """Like `write_text_atomic` for text too large to hold at once: the chunks are streamed to the temporary file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial_path(path)
+    try:
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def open_line_stream(path: str | os.PathLike, append: bool = False) -> TextIO:
+    """A text file written one whole line at a time, each flushed by the caller: the one writer that is not
+    atomic, for scan results that must survive a kill. A kill leaves whole lines and at most a torn last one,
+    which the reader drops (`src.scan_output.load_previous`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "a" if append else "w", encoding="utf-8", errors="surrogateescape")
 
 
 def _pid_alive(pid: int) -> bool:

@@ -7,13 +7,13 @@ temporary file while the scan runs, so memory stays flat; `close` assembles the 
 
 from __future__ import annotations
 
+import itertools
 import os
-import shutil
 import time
 from html import escape
 from pathlib import Path
 
-from src.atomic import partial_path
+from src.atomic import open_line_stream, partial_path, write_chunks_atomic
 from src.timeline import timeline_svg
 
 _STYLE = """
@@ -74,7 +74,7 @@ class ReportWriter:
         self.seconds = 0.0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._rows_path = partial_path(self.path.with_name(self.path.name + ".rows"))
-        self._rows = open(self._rows_path, "w", encoding="utf-8", errors="surrogateescape")
+        self._rows = open_line_stream(self._rows_path)
 
     def add(self, result: dict) -> None:
         self.files += 1
@@ -120,14 +120,10 @@ class ReportWriter:
     def close(self) -> None:
         """Write the page (atomically) and remove the streamed rows."""
         self._rows.close()
-        tmp = partial_path(self.path)
         try:
-            with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as page:
-                page.write(self._head())
-                with open(self._rows_path, encoding="utf-8", errors="surrogateescape") as rows:
-                    shutil.copyfileobj(rows, page)
-                page.write(f"</tbody></table>\n<script>{_SCRIPT}</script>\n</body></html>\n")
-            os.replace(tmp, self.path)
+            with open(self._rows_path, encoding="utf-8", errors="surrogateescape") as rows:
+                write_chunks_atomic(self.path, itertools.chain(
+                    [self._head()], iter(lambda: rows.read(1 << 20), ""),
+                    [f"</tbody></table>\n<script>{_SCRIPT}</script>\n</body></html>\n"]))
         finally:
-            tmp.unlink(missing_ok=True)
             self._rows_path.unlink(missing_ok=True)

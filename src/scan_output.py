@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from src.atomic import write_text_atomic
+from src.atomic import open_line_stream, write_text_atomic
 
 CSV_FIELDS = ["name", "Percent_AI", "Percent_Human", "Prediction", "mean_ai_probability", "duration_s",
               "n_windows", "error", "size_bytes", "mtime"]
@@ -139,9 +139,8 @@ class ResultStream:
             self.handle: TextIO = sys.stdout
             needs_header = True
         else:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
             needs_header = not (append and Path(path).exists() and Path(path).stat().st_size > 0)
-            self.handle = open(path, "a" if append else "w", encoding="utf-8", errors="surrogateescape")
+            self.handle = open_line_stream(path, append)
         if fmt == "csv" and needs_header:
             self._write(csv_header())
 

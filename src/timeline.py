@@ -5,8 +5,11 @@ Drawn as an inline SVG for the HTML report and as a PNG (matplotlib) for `--plot
 
 from __future__ import annotations
 
+import io
 import os
 from html import escape
+
+from src.atomic import write_bytes_atomic
 
 
 def ai_stretches(windows: list[dict], threshold: float) -> list[tuple[float, float]]:
@@ -75,5 +78,7 @@ def plot_timeline(result: dict, threshold: float, path: str | os.PathLike) -> No
                    f"(mean P(AI) {result['mean_ai_probability']:.3f}; shaded: windows called AI)")
     axes.legend(loc="upper right", fontsize="small")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
     plt.close(figure)
+    write_bytes_atomic(path, buffer.getvalue())

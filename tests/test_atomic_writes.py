@@ -40,8 +40,11 @@ def buffer_names(function: ast.AST) -> set[str]:
 
 
 def open_mode(call: ast.Call) -> str:
+    """The mode of an open() call; a mode computed at run time counts as writing ("w?")."""
     mode = call.args[1] if len(call.args) > 1 else next((k.value for k in call.keywords if k.arg == "mode"), None)
-    return mode.value if isinstance(mode, ast.Constant) and isinstance(mode.value, str) else "r"
+    if mode is None:
+        return "r"
+    return mode.value if isinstance(mode, ast.Constant) and isinstance(mode.value, str) else "w?"
 
 
 def destination(call: ast.Call) -> ast.expr | None:
