@@ -24,17 +24,7 @@ def partial_path(path: str | os.PathLike) -> Path:
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` so that the file appears whole or not at all."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(path)
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_chunks_atomic(path, [data])
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -49,15 +39,16 @@ def append_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, old + text.encode("utf-8", "surrogateescape"))
 
 
-def write_chunks_atomic(path: str | os.PathLike, chunks: Iterable[str]) -> None:
-    """Like `write_text_atomic` for text too large to hold at once: the chunks are streamed to the temporary file."""
+def write_chunks_atomic(path: str | os.PathLike, chunks: Iterable[bytes | str]) -> None:
+    """Write the chunks (bytes, or text as in `write_text_atomic`) to `path` so that the file appears whole
+    or not at all; the chunks are streamed to the temporary file, so the whole text is never held at once."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial_path(path)
     try:
-        with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as handle:
+        with open(tmp, "wb") as handle:
             for chunk in chunks:
-                handle.write(chunk)
+                handle.write(chunk.encode("utf-8", "surrogateescape") if isinstance(chunk, str) else chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
