@@ -29,7 +29,7 @@ def infer(args: argparse.Namespace) -> dict:
     """End to end: decode, normalise, window, features, model, results."""
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    detector = Detector(args.weights, args.arch, "cpu", args.batch_size, args.precision)
+    detector = Detector(args.weights, args.arch, "cpu", args.batch_size, args.precision, args.engine)
     loaded = time.perf_counter()
     results = list(detector.analyse_many(args.paths))
     finished = time.perf_counter()
@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--arch", default="cnn")
     parser.add_argument("--weights")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--engine", default="auto")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--seconds", type=float, default=3.0)

@@ -124,12 +124,32 @@ def _check_contract(info: ModelInfo, path: Path) -> None:
             raise CheckpointError(f"{path}: {name} is {got}, this toolkit needs {want}")
 
 
+def read_model_info(path: str | os.PathLike, architecture: str | None = None) -> ModelInfo:
+    """What a checkpoint describes (architecture, input contract, threshold, ...), without building it."""
+    return _info_and_weights(Path(path), architecture)[0]
+
+
 def load_model(path: str | os.PathLike, architecture: str | None = None) -> tuple[nn.Module, ModelInfo]:
     """Build the model a checkpoint describes and load its weights strictly, in eval mode.
 
     `architecture`, when given, must match the checkpoint's.
     """
     path = Path(path)
+    info, state = _info_and_weights(path, architecture)
+    try:
+        model = build_model(info.architecture, info.config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot build {info.architecture} with {info.config} ({exc})") from exc
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{path}: weights do not fit the {info.architecture} architecture ({detail})") from exc
+    model.eval()
+    return model, info
+
+
+def _info_and_weights(path: Path, architecture: str | None) -> tuple[ModelInfo, dict]:
     payload = read_checkpoint(path)
     if _is_original_cnn(payload):
         info = ModelInfo("cnn", trained_on={"source": "original Ai-SPY CNN state_dict"})
@@ -148,17 +168,7 @@ def load_model(path: str | os.PathLike, architecture: str | None = None) -> tupl
     if architecture is not None and info.architecture != architecture:
         raise CheckpointError(f"{path}: holds a {info.architecture.upper()} model, not a {architecture.upper()}")
     _check_contract(info, path)
-    try:
-        model = build_model(info.architecture, info.config)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: cannot build {info.architecture} with {info.config} ({exc})") from exc
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        detail = " ".join(str(exc).split())[:300]
-        raise CheckpointError(f"{path}: weights do not fit the {info.architecture} architecture ({detail})") from exc
-    model.eval()
-    return model, info
+    return info, state
 
 
 def set_threshold(path: str | os.PathLike, threshold: float) -> None:

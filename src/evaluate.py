@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--human-dir and --ai-dir go together")
     use_threads(args.threads)
     try:
-        detector = Detector(args.weights, device=args.device, precision=args.precision)
+        detector = Detector(args.weights, device=args.device, precision=args.precision, engine=args.engine)
         rows = rows_from_manifest(Path(args.manifest), args.split) if args.manifest else rows_from_dirs(
             args.human_dir, args.ai_dir)
     except (CheckpointError, ValueError, OSError) as exc:
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report_path = Path(args.report or Path("reports") / f"{Path(args.weights).stem}.json")
     plot_path = Path(args.plot or report_path.with_suffix(".png"))
-    model = {**detector.description, "precision": detector.precision}
+    model = {**detector.description, "engine": detector.engine, "precision": detector.precision}
     data = args.manifest or {"human_dir": args.human_dir, "ai_dir": args.ai_dir}
     report = {"weights": args.weights, "model": model, "data": data, "split": args.split, "overall": overall,
               "groups": groups, "failed": failed,

@@ -14,12 +14,14 @@ import argparse
 import hashlib
 import json
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from src.atomic import write_bytes_atomic
 from src.checkpoint import CheckpointError, ModelInfo, load_model
 from src.cli import HelpFormatter
 from src.features import HOP_LENGTH, N_FFT, N_FRAMES, N_FREQ, TOP_DB
@@ -62,25 +64,26 @@ def metadata(info: ModelInfo, weights: Path) -> dict[str, str]:
 
 
 def export_onnx(weights: str | Path, output: str | Path, opset: int = 18) -> dict[str, str]:
-    """Write the ONNX model; returns the metadata it carries."""
+    """Write the ONNX model (whole or not at all); returns the metadata it carries."""
     import onnx
 
     weights, output = Path(weights), Path(output)
     model, info = load_model(weights)
     wrapped = ProbabilityOfAI(model.float().eval(), info).eval()
     example = torch.zeros(2, N_FREQ, N_FRAMES)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(wrapped, (example,), str(output), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                      dynamic_shapes=({0: torch.export.Dim("windows", min=1)},), opset_version=opset,
-                      external_data=False, verbose=False)
-    proto = onnx.load(str(output))
+    with tempfile.TemporaryDirectory(prefix="aispy-export-") as tmp:
+        exported = Path(tmp) / "model.onnx"
+        torch.onnx.export(wrapped, (example,), str(exported), input_names=[INPUT_NAME],
+                          output_names=[OUTPUT_NAME], dynamic_shapes=({0: torch.export.Dim("windows", min=1)},),
+                          opset_version=opset, external_data=False, verbose=False)
+        proto = onnx.load(str(exported))
     meta = metadata(info, weights)
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.doc_string = __doc__.split("\n\n")[1].replace("\n", " ")
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(output))
+    write_bytes_atomic(output, proto.SerializeToString())
     return meta
 
 

@@ -3,16 +3,16 @@
 A file is decoded once, block by block (memory stays flat for any length), brought to
 16 kHz mono, passed through the 48 kbps mp3 codec the training clips went through, cut
 into 3-s windows (the last one aligned to the end, see `src.audio.window_starts`) and
-scored in batches. A background thread decodes the next blocks and files while the model
-scores, and windows of several short files share a batch. A file that cannot be analysed
+scored in batches. Worker processes decode the next blocks and files on every core while the
+model scores (`src.decoding`), and windows of several short files share a batch. On a CPU,
+ONNX Runtime runs the model (`src.onnx_engine`) unless PyTorch is asked for. A file that cannot be analysed
 gets an `error` with the reason, never a verdict.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import queue
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,19 +22,19 @@ import torch
 
 from src.audio import (
     CLIP_SAMPLES,
-    CLIP_SECONDS,
     SAMPLE_RATE,
     AudioError,
     list_audio_files,
-    mp3_normalise_blocks,
-    stream_audio,
-    stream_windows,
 )
-from src.checkpoint import CheckpointError, load_model
-from src.features import features
+from src.checkpoint import CheckpointError, load_model, read_model_info
+from src.cli import usable_cores
+from src.decoding import Decoders
+from src.features import features, log_power_spectrogram
 from src.model import for_inference
+from src.onnx_engine import OnnxModel
 
 PRECISIONS = ("auto", "fp32", "bf16")
+ENGINES = ("auto", "torch", "onnx")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -50,6 +50,21 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     except (AttributeError, RuntimeError):
         native = False
     return "bf16" if native else "fp32"
+
+
+def resolve_engine(engine: str, device: torch.device, precision: str) -> str:
+    """'auto' means ONNX Runtime on the CPU (3-5x faster than PyTorch's kernels, fp32) unless bf16 is asked
+    for or onnxruntime is not installed; PyTorch on a GPU."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if engine == "onnx" and device.type != "cpu":
+        raise ValueError(f"the onnx engine runs on the CPU, not {device}; use --engine torch for a GPU")
+    if engine == "onnx" and precision == "bf16":
+        raise ValueError("the onnx engine computes in fp32; use --engine torch for --precision bf16")
+    if engine != "auto":
+        return engine
+    usable = device.type == "cpu" and precision != "bf16" and importlib.util.find_spec("onnxruntime") is not None
+    return "onnx" if usable else "torch"
 
 
 @dataclass
@@ -73,17 +88,25 @@ class Detector:
     """A loaded model with its input contract and decision threshold."""
 
     def __init__(self, weights: str | os.PathLike, architecture: str | None = None, device: str = "auto",
-                 batch_size: int = DEFAULT_BATCH_SIZE, precision: str = "auto"):
+                 batch_size: int = DEFAULT_BATCH_SIZE, precision: str = "auto", engine: str = "auto",
+                 decoders: int | None = None):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.weights = str(weights)
-        model, self.info = load_model(weights, architecture)
+        self.info = read_model_info(weights, architecture)
         if self.info.mp3_kbps not in (0, 48):
             raise CheckpointError(f"{weights}: mp3_kbps {self.info.mp3_kbps} unsupported (0 or 48)")
-        self.model = for_inference(model).to(self.device)
-        self.precision = resolve_precision(precision, self.device)
+        native_precision = resolve_precision(precision, self.device)
+        self.engine = resolve_engine(engine, self.device, precision)
+        if self.engine == "onnx":
+            self.model = OnnxModel(weights, torch.get_num_threads())
+            self.precision = "fp32"
+        else:
+            self.model = for_inference(load_model(weights, architecture)[0]).to(self.device)
+            self.precision = native_precision
         self.batch_size = batch_size
+        self.decoders = usable_cores() if decoders is None else decoders  # processes; 0 = one thread
 
     @property
     def description(self) -> dict:
@@ -92,64 +115,51 @@ class Detector:
     @torch.inference_mode()
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         """P(AI) of each 3-s window in [N, 48000], computed in batches."""
-        scores = []
-        for i in range(0, len(windows), self.batch_size):
-            x = features(torch.from_numpy(windows[i:i + self.batch_size]).to(self.device), self.info.stats)
-            x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                logits = self.model(x)
-            scores.append(torch.softmax(logits.float(), dim=1)[:, 0].cpu().numpy())
+        scores = [self._score_batch(torch.from_numpy(windows[i:i + self.batch_size]).to(self.device))
+                  for i in range(0, len(windows), self.batch_size)]
         return np.concatenate(scores) if scores else np.zeros(0, np.float32)
 
-    def samples(self, path: str | os.PathLike) -> Iterator[np.ndarray]:
-        """The file's 16 kHz samples in blocks, normalised exactly as training clips were."""
-        blocks = stream_audio(path)
-        return mp3_normalise_blocks(blocks) if self.info.mp3_kbps else blocks
+    def _score_batch(self, windows: torch.Tensor) -> np.ndarray:
+        if self.engine == "onnx":  # dB spectrograms in, P(AI) out: the normalisation is inside the model
+            return self.model(log_power_spectrogram(windows).numpy())
+        x = features(windows, self.info.stats).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            logits = self.model(x)
+        return torch.softmax(logits.float(), dim=1)[:, 0].cpu().numpy()
 
     def analyse(self, path: str | os.PathLike) -> dict:
         """Result for one file: the original's fields, the timeline and the model, or an error."""
         return next(self.analyse_many([path]))
 
-    def analyse_many(self, paths: Iterable[str | os.PathLike], prefetch: int = 2) -> Iterator[dict]:
-        """Results in input order, while a background thread decodes up to `prefetch` batches ahead."""
-        messages: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
-        stop = threading.Event()
-        thread = threading.Thread(target=self._decode_all, args=(paths, messages, stop), daemon=True)
-        thread.start()
-        files: list[_File | None] = []
+    def analyse_many(self, paths: Iterable[str | os.PathLike]) -> Iterator[dict]:
+        """Results in input order, while `self.decoders` worker processes decode the next files
+        (`src.decoding`) and windows of several short files share a batch."""
+        files: dict[int, _File] = {}
         pending: list[tuple[_File, np.ndarray]] = []  # windows decoded but not scored yet
         next_result = 0
+        decoders = Decoders(paths, self.info.mp3_kbps, self.batch_size, self.decoders)
         try:
-            while True:
-                message = messages.get()
-                if isinstance(message, BaseException):
-                    raise message
-                if message is not None:
-                    self._receive(message, files, pending)
-                if message is None or sum(len(w) for _, w in pending) >= self.batch_size or messages.empty():
+            for kind, index, payload in decoders:
+                if kind == "file":
+                    files[index] = _File(payload)
+                elif kind == "windows":
+                    files[index].starts.extend(payload[0])
+                    pending.append((files[index], payload[1]))
+                else:  # "end": the sample count, or the AudioError that ended the file
+                    files[index].error = payload if isinstance(payload, AudioError) else None
+                    files[index].n_samples = payload if isinstance(payload, int) else 0
+                next_done = next_result in files and files[next_result].n_samples is not None
+                if next_done or sum(len(windows) for _, windows in pending) >= self.batch_size:
                     self._score(pending)
                     pending.clear()
-                    while next_result < len(files) and files[next_result].n_samples is not None:
-                        yield self._result(files[next_result])
-                        files[next_result] = None  # free its windows' scores
-                        next_result += 1
-                if message is None:
-                    return
+                while next_result in files and files[next_result].n_samples is not None:
+                    yield self._result(files.pop(next_result))  # its windows' scores are freed
+                    next_result += 1
+            self._score(pending)  # left only where a crashed decoder lost a file before announcing it
+            for index in sorted(files):
+                yield self._result(files[index])
         finally:
-            stop.set()
-
-    @staticmethod
-    def _receive(message: tuple, files: list[_File], pending: list) -> None:
-        kind, payload = message
-        if kind == "file":
-            files.append(_File(payload))
-        elif kind == "windows":
-            starts, windows = payload
-            files[-1].starts.extend(starts)
-            pending.append((files[-1], windows))
-        else:  # "end": the sample count, or the AudioError that ended the file
-            files[-1].error = payload if isinstance(payload, AudioError) else None
-            files[-1].n_samples = payload if isinstance(payload, int) else 0
+            decoders.close()
 
     def _score(self, pending: list[tuple[_File, np.ndarray]]) -> None:
         if not pending:
@@ -159,59 +169,6 @@ class Detector:
         for file, windows in pending:
             file.probabilities.append(scores[offset:offset + len(windows)])
             offset += len(windows)
-
-    def _decode_all(self, paths: Iterable, messages: queue.Queue, stop: threading.Event) -> None:
-        """Decoding thread: sends ('file', path), ('windows', (starts, array)) ..., ('end', n | AudioError)."""
-
-        def send(message) -> None:
-            while not stop.is_set():
-                try:
-                    messages.put(message, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
-            raise SystemExit  # the consumer has gone away
-
-        try:
-            for path in paths:
-                send(("file", path))
-                try:
-                    send(("end", self._decode_one(path, send)))
-                except AudioError as exc:
-                    send(("end", exc))
-                except Exception as exc:  # a decoder bug on one odd file must not end the whole batch
-                    send(("end", AudioError(f"unexpected {type(exc).__name__} while decoding: {exc} "
-                                            "(please report this file)")))
-            send(None)
-        except SystemExit:
-            return
-        except BaseException as exc:  # e.g. KeyboardInterrupt, or a failing path iterator: the consumer raises it
-            send(exc)
-
-    def _decode_one(self, path: str | os.PathLike, send) -> int:
-        n_samples, audible = 0, False
-
-        def counted(blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-            nonlocal n_samples, audible
-            for block in blocks:
-                n_samples += len(block)
-                audible = audible or bool(np.any(block))
-                yield block
-
-        starts, windows = [], []
-        for start, window in stream_windows(counted(self.samples(path))):
-            starts.append(start)
-            windows.append(window)
-            if len(windows) == self.batch_size:
-                send(("windows", (starts, np.stack(windows))))
-                starts, windows = [], []
-        if windows:
-            send(("windows", (starts, np.stack(windows))))
-        if n_samples < CLIP_SAMPLES:
-            raise AudioError(f"too short: {n_samples / SAMPLE_RATE:.2f} s of audio, at least {CLIP_SECONDS} s needed")
-        if not audible:
-            raise AudioError("digital silence: every sample is zero, nothing to analyse")
-        return n_samples
 
     def _result(self, file: _File) -> dict:
         name = str(file.path)

@@ -25,7 +25,6 @@ from src.checkpoint import CheckpointError
 from src.cli import HelpFormatter, add_engine_arguments, positive_int, use_threads
 from src.distributed import Distributed
 from src.inference import DEFAULT_BATCH_SIZE, Detector, find_inputs
-from src.metrics import AI, HUMAN, evaluate
 from src.report import ReportWriter
 from src.scan_output import OutputError, ResultStream, file_stamp, load_previous, merge, rank_path, render
 from src.timeline import plot_timeline
@@ -114,6 +113,8 @@ def analyse_all(detector: Detector, files: list[Path], progress: bool) -> list[d
 
 def labelled_evaluation(detector: Detector, human_dir: str, ai_dir: str, log_dir: Path, progress: bool) -> dict:
     """Score two labelled folders; write per-folder JSON lines and append a summary to final_results_model.txt."""
+    from src.metrics import AI, HUMAN, evaluate  # scikit-learn adds 0.75 s to every start; only this mode needs it
+
     log_dir.mkdir(parents=True, exist_ok=True)
     labels, scores, failed = [], [], 0
     summary = [f"\n\nMODEL: {detector.weights}\n"]
@@ -261,8 +262,9 @@ def main(architecture: str, default_weights: str, default_log_dir: str, argv: li
     use_threads(args.threads)
     ddp = Distributed(args.device, timeout=datetime.timedelta(days=7))  # ranks wait for the slowest at the end
     try:
-        detector = Detector(args.weights, architecture, str(ddp.device), args.batch_size, args.precision)
-    except CheckpointError as exc:
+        detector = Detector(args.weights, architecture, str(ddp.device), args.batch_size, args.precision,
+                            args.engine)
+    except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.threshold is not None:

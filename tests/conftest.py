@@ -6,6 +6,7 @@ tests stay fast on two cores.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -20,6 +21,14 @@ from tests.synth import ai_like, make_corpus, write_recording
 # A small ViT: the architecture is the real one, only narrower and shallower.
 VIT_OPTIONS = ["--embed-dim", "64", "--depth", "2", "--num-heads", "4"]
 TRAIN_OPTIONS = ["--workers", "0", "--no-progress", "--device", "cpu", "--batch-size", "8"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ONNX exports made by the tests (and the commands they run) go to a temporary cache, not ~/.cache."""
+    folder = tmp_path_factory.mktemp("aispy-cache")
+    os.environ["AISPY_CACHE_DIR"] = str(folder)
+    return folder
 
 
 @dataclass

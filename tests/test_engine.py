@@ -1,8 +1,12 @@
-"""The inference engine's prefetching batch path gives exactly the one-file-at-a-time results."""
+"""The inference engine: decoding processes, batching, precision and ONNX Runtime give the one-file-at-a-time,
+PyTorch fp32 results; bad files and crashing decoders cost only themselves."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -11,18 +15,19 @@ import pytest
 import soundfile as sf
 import torch
 
-from src.inference import Detector
+import src.decoding
+from src.inference import Detector, resolve_engine
 from tests.conftest import InferenceInputs, TrainingRun
 from tests.helpers import describe, run_python, write_audio
 from tests.synth import ai_like
 
 
 def test_analyse_many_equals_analyse_in_order(cnn_run: TrainingRun, inference_inputs: InferenceInputs):
-    detector = Detector(cnn_run.output, "cnn", device="cpu")
     paths = [*inference_inputs.audio, *inference_inputs.bad.values(), inference_inputs.long_ai]
-    one_by_one = [detector.analyse(p) for p in paths]
-    for prefetch in (0, 1, 3):
-        assert list(detector.analyse_many(paths, prefetch=prefetch)) == one_by_one
+    one_by_one = [Detector(cnn_run.output, "cnn", device="cpu", decoders=0).analyse(p) for p in paths]
+    for decoders in (1, 3):  # worker processes; 0 = one thread
+        detector = Detector(cnn_run.output, "cnn", device="cpu", decoders=decoders)
+        assert list(detector.analyse_many(paths)) == one_by_one
     assert [r["name"] for r in one_by_one] == [str(p) for p in paths]
     assert sum("error" in r for r in one_by_one) == len(inference_inputs.bad)
 
@@ -46,7 +51,7 @@ def test_short_files_share_a_forward_pass(cnn_run: TrainingRun, inference_inputs
     # The engine scores whatever has arrived whenever the decoder falls behind, so on a busy machine
     # every file may get its own pass. A slow first pass (a laptop scoring a long first file) lets the
     # decoding thread run ahead; the windows it queued meanwhile must then share forward passes.
-    detector = Detector(cnn_run.output, "cnn", device="cpu", batch_size=64)
+    detector = Detector(cnn_run.output, "cnn", device="cpu", batch_size=64, engine="torch")
     sizes = []
 
     def slow_first_pass(module, inputs) -> None:
@@ -56,7 +61,7 @@ def test_short_files_share_a_forward_pass(cnn_run: TrainingRun, inference_inputs
 
     detector.model.register_forward_pre_hook(slow_first_pass)
     paths = inference_inputs.audio
-    results = list(detector.analyse_many(paths, prefetch=16))
+    results = list(detector.analyse_many(paths))
     n_windows = sum(len(r["windows"]) for r in results)
     assert sum(sizes) == n_windows and len(sizes) < len(paths)  # fewer passes than files
 
@@ -65,7 +70,7 @@ def test_bf16_scores_agree_with_fp32(cnn_run: TrainingRun, vit_run: TrainingRun,
     for run, architecture in ((cnn_run, "cnn"), (vit_run, "vit")):
         results = {}
         for precision in ("fp32", "bf16"):
-            detector = Detector(run.output, architecture, device="cpu", precision=precision)
+            detector = Detector(run.output, architecture, device="cpu", precision=precision, engine="torch")
             assert detector.precision == precision
             results[precision] = list(detector.analyse_many(inference_inputs.audio))
         for full, half in zip(results["fp32"], results["bf16"], strict=True):
@@ -75,7 +80,7 @@ def test_bf16_scores_agree_with_fp32(cnn_run: TrainingRun, vit_run: TrainingRun,
 
 
 def test_auto_precision_is_bf16_exactly_where_the_cpu_has_it(cnn_run: TrainingRun):
-    detector = Detector(cnn_run.output, "cnn", device="cpu")
+    detector = Detector(cnn_run.output, "cnn", device="cpu", engine="torch")
     native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     assert detector.precision == ("bf16" if native else "fp32")
     with pytest.raises(ValueError, match="precision must be one of"):
@@ -86,7 +91,8 @@ PEAK_MEMORY = """
 import resource, sys
 from src.inference_cli import main
 code = main("cnn", sys.argv[1], "CNN_Logs", sys.argv[2:])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+peak = lambda who: resource.getrusage(who).ru_maxrss
+print(peak(resource.RUSAGE_SELF) + peak(resource.RUSAGE_CHILDREN), file=sys.stderr)  # the decoders are children
 sys.exit(code)
 """
 
@@ -112,20 +118,76 @@ def test_an_hour_is_scored_with_flat_memory(cnn_run: TrainingRun, tmp_path: Path
     assert peaks["hour"] <= 1.10 * peaks["minute"], peaks
 
 
+@pytest.mark.parametrize("decoders", [0, 2])
 def test_an_unexpected_decoder_failure_costs_only_that_file(cnn_run: TrainingRun, inference_inputs: InferenceInputs,
-                                                           monkeypatch: pytest.MonkeyPatch):
-    detector = Detector(cnn_run.output, "cnn", device="cpu")
-    real_samples = detector.samples
+                                                           monkeypatch: pytest.MonkeyPatch, decoders: int):
+    detector = Detector(cnn_run.output, "cnn", device="cpu", decoders=decoders)
     unlucky = inference_inputs.audio[1]
 
-    def samples(path):
+    def samples(path, mp3_kbps):
         if path == unlucky:
             raise KeyError("a decoder bug")
-        return real_samples(path)
+        return real_samples(path, mp3_kbps)
 
-    monkeypatch.setattr(detector, "samples", samples)
+    real_samples = src.decoding.samples
+    monkeypatch.setattr(src.decoding, "samples", samples)  # forked decoders inherit the patch
     results = list(detector.analyse_many(inference_inputs.audio))
     assert [r["name"] for r in results] == [str(p) for p in inference_inputs.audio]
     assert results[1] == {"name": str(unlucky),
                           "error": "unexpected KeyError while decoding: 'a decoder bug' (please report this file)"}
     assert all("Prediction" in r for i, r in enumerate(results) if i != 1)
+
+
+def test_a_crashing_decoder_costs_only_its_file(cnn_run: TrainingRun, inference_inputs: InferenceInputs,
+                                                monkeypatch: pytest.MonkeyPatch):
+    """A C decoder crashing on a hostile file kills its worker process: that file gets an error, a new
+    worker decodes the rest."""
+    expected = list(Detector(cnn_run.output, "cnn", device="cpu", decoders=0).analyse_many(inference_inputs.audio))
+    deadly = inference_inputs.audio[0]
+
+    def samples(path, mp3_kbps):
+        if path == deadly:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel ends a decoder that crashed or ran out of memory
+        return real_samples(path, mp3_kbps)
+
+    real_samples = src.decoding.samples
+    monkeypatch.setattr(src.decoding, "samples", samples)
+    results = list(Detector(cnn_run.output, "cnn", device="cpu", decoders=2).analyse_many(inference_inputs.audio))
+    assert results[0] == {"name": str(deadly), "error": f"the decoder crashed on this file (exit code "
+                                                        f"{-signal.SIGKILL})"}
+    assert results[1:] == expected[1:]
+
+
+def test_onnx_runtime_gives_the_pytorch_scores(cnn_run: TrainingRun, vit_run: TrainingRun,
+                                               inference_inputs: InferenceInputs):
+    """--engine onnx (the CPU default) against PyTorch fp32, to the 6 decimals results carry (tolerance 1e-4)."""
+    for run, architecture in ((cnn_run, "cnn"), (vit_run, "vit")):
+        results = {engine: list(Detector(run.output, architecture, "cpu", precision="fp32", engine=engine)
+                                .analyse_many(inference_inputs.audio)) for engine in ("torch", "onnx")}
+        for reference, fast in zip(results["torch"], results["onnx"], strict=True):
+            p_reference = [w["ai_probability"] for w in reference["windows"]]
+            assert [w["ai_probability"] for w in fast["windows"]] == pytest.approx(p_reference, abs=1e-4)
+            assert fast["Prediction"] == reference["Prediction"]
+
+
+def test_engine_choice(cnn_run: TrainingRun):
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert resolve_engine("auto", cpu, "auto") == "onnx"
+    assert resolve_engine("auto", cpu, "bf16") == "torch" and resolve_engine("auto", gpu, "auto") == "torch"
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        resolve_engine("onnx", gpu, "fp32")
+    with pytest.raises(ValueError, match="computes in fp32"):
+        resolve_engine("onnx", cpu, "bf16")
+    detector = Detector(cnn_run.output, "cnn", "cpu")
+    assert (detector.engine, detector.precision) == ("onnx", "fp32")
+
+
+def test_the_onnx_export_is_cached_per_checkpoint(cnn_run: TrainingRun, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AISPY_CACHE_DIR", str(tmp_path))
+    Detector(cnn_run.output, "cnn", "cpu", engine="onnx")
+    (exported,) = (tmp_path / "onnx").iterdir()
+    assert exported.name == hashlib.sha256(cnn_run.output.read_bytes()).hexdigest() + ".onnx"
+    made = exported.stat().st_mtime_ns
+    Detector(cnn_run.output, "cnn", "cpu", engine="onnx")
+    assert exported.stat().st_mtime_ns == made and len(list((tmp_path / "onnx").iterdir())) == 1

@@ -85,7 +85,7 @@ def test_single_file_gives_pretty_json(cnn_run: TrainingRun, inference_inputs: I
 
 
 def test_windows_are_scored_in_batches(cnn_run: TrainingRun, inference_inputs: InferenceInputs):
-    detector = Detector(cnn_run.output, "cnn", "cpu", batch_size=2)
+    detector = Detector(cnn_run.output, "cnn", "cpu", batch_size=2, engine="torch")
     sizes = []
     detector.model.register_forward_hook(lambda module, inputs, output: sizes.append(inputs[0].shape[0]))
     result = detector.analyse(inference_inputs.long_ai)
