@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SOURCES ?= ../shared/data
 TRAINSET ?= data
 
-.PHONY: demo test browser lint bench bench-avx2 bench-scan recipe-deps training-data public-corpus clean-venv
+.PHONY: demo test browser ffmpeg lint bench bench-avx2 bench-scan recipe-deps training-data public-corpus clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 demo: $(VENV)/.installed
 	$(PY) -m src.inference_CNN assets/sample_human.mp3 assets/sample_ai.mp3 --format csv
 
-test: $(VENV)/.installed browser
+test: $(VENV)/.installed browser ffmpeg
 	$(PY) -m pytest -q
 
 # Debian's Chromium for the HTML report's browser test; where it cannot be installed, that one test is skipped.
@@ -26,15 +26,21 @@ browser:
 	    { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; } >/dev/null 2>&1; } || \
 	  echo "note: could not install chromium; the HTML report's browser test will be skipped"
 
+# ffmpeg: the original Ai-SPY path that `make bench` compares against, and the m4a/aac/opus fallback tests.
+ffmpeg:
+	@command -v ffmpeg >/dev/null || { apt-get install -y -qq ffmpeg >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq ffmpeg; } >/dev/null 2>&1; } || \
+	  echo "note: could not install ffmpeg; the tests that need it will be skipped"
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
-# Speed and memory on this machine (about 5 minutes on 2 cores); see README, "Speed".
-bench: $(VENV)/.installed
+# Speed and memory on this machine, against the original Ai-SPY path (about 15 minutes on 2 cores); see README, "Speed".
+bench: $(VENV)/.installed ffmpeg
 	$(PY) -m benchmarks.run --output benchmarks/latest.md
 
 # The same, as on a laptop CPU with AVX2 only and no native bf16 (PyTorch and oneDNN capped at AVX2).
-bench-avx2: $(VENV)/.installed
+bench-avx2: $(VENV)/.installed ffmpeg
 	$(PY) -m benchmarks.run --simulate-avx2 --output benchmarks/latest-avx2.md
 
 # Peak memory of scanning 2,000 and 20,000 short files (about 10 minutes on 2 cores); see README, "Scanning many files".

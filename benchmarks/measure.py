@@ -12,16 +12,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
+from benchmarks.memory import PeakMemory
 from src.audio import mp3_normalise_blocks, stream_audio, stream_windows
 from src.augment import Augmenter
 from src.checkpoint import load_model
 from src.dataset import ClipDataset, labelled_clips
 from src.features import N_FRAMES, N_FREQ, Stats, features
-from src.inference import DEFAULT_BATCH_SIZE, Detector, resolve_precision
-from src.model import build_model, for_inference
+from src.inference import DEFAULT_BATCH_SIZE, Detector
+from src.model import build_model
 from src.train import train_one_epoch
 
 
@@ -31,29 +33,33 @@ def infer(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     detector = Detector(args.weights, args.arch, "cpu", args.batch_size, args.precision, args.engine)
     loaded = time.perf_counter()
-    results = list(detector.analyse_many(args.paths))
+    with PeakMemory() as peak:
+        results = list(detector.analyse_many(args.paths))
     finished = time.perf_counter()
     errors = [r["error"] for r in results if "error" in r]
     if errors:
         raise SystemExit(f"benchmark audio failed to decode: {errors[0]}")
     audio = sum(r["duration_s"] for r in results)
     return {"audio_s": audio, "engine_s": finished - loaded, "load_s": loaded - started,
-            "precision": detector.precision}
+            "precision": detector.precision, "engine": detector.engine, "tree_peak_mb": peak.mb}
 
 
 def model_speed(args: argparse.Namespace) -> dict:
-    """Windows per second through the model alone, on ready-made spectrograms."""
+    """Windows per second through the model alone (the engine the commands would use), on ready-made
+    spectrograms."""
     torch.set_num_threads(args.threads)
-    model = for_inference(load_model(args.weights, args.arch)[0])
-    precision = resolve_precision(args.precision, torch.device("cpu"))
+    detector = Detector(args.weights, args.arch, "cpu", precision=args.precision, engine=args.engine)
     speeds = {}
     for batch in (1, 64):
-        x = torch.randn(batch, 1, N_FREQ, N_FRAMES).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            model(x)
+        db = torch.rand(batch, N_FREQ, N_FRAMES) * -80.0
+        inputs = db.numpy() if detector.engine == "onnx" else \
+            detector.info.stats.normalise(db).unsqueeze(1).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                    enabled=detector.precision == "bf16"):
+            detector.model(inputs)
             count, started = 0, time.perf_counter()
             while time.perf_counter() - started < args.seconds:
-                model(x)
+                detector.model(inputs)
                 count += batch
         speeds[f"batch{batch}"] = count / (time.perf_counter() - started)
     return speeds
@@ -102,6 +108,18 @@ def profile(args: argparse.Namespace) -> dict:
     return times
 
 
+def original(args: argparse.Namespace) -> dict:
+    """The original Ai-SPY path over the files, warm: imports, model load and a first file not counted."""
+    from benchmarks.original import p_ai_like_original
+
+    model = load_model(args.weights, "cnn")[0].eval()  # as the original: not fused, all cores
+    p_ai_like_original(args.paths[0], model)
+    started = time.perf_counter()
+    windows = sum(len(p_ai_like_original(path, model)) for path in args.paths)
+    return {"audio_s": sum(sf.info(path).duration for path in args.paths), "wall_s": time.perf_counter() - started,
+            "windows": windows}
+
+
 def cpu(args: argparse.Namespace) -> dict:
     """What this process's PyTorch uses (the parent may have set AVX2-only limits for its children)."""
     from benchmarks.run import cpu_features
@@ -111,7 +129,7 @@ def cpu(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("task", choices=["infer", "model", "train", "profile", "cpu"])
+    parser.add_argument("task", choices=["infer", "model", "train", "profile", "cpu", "original"])
     parser.add_argument("paths", nargs="*")
     parser.add_argument("--arch", default="cnn")
     parser.add_argument("--weights")
@@ -124,9 +142,10 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=128)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    task = {"infer": infer, "model": model_speed, "train": train_speed, "profile": profile, "cpu": cpu}[args.task]
+    task = {"infer": infer, "model": model_speed, "train": train_speed, "profile": profile, "cpu": cpu,
+            "original": original}[args.task]
     result = task(args)
-    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    result["peak_mb"] = result.pop("tree_peak_mb", None) or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
 

@@ -20,11 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import soundfile as sf
 import torch
 
 from benchmarks.corpus import write_mp3
+from benchmarks.memory import process_tree_pss_mb
+from benchmarks.original import ffmpeg_available
 from src.cli import HelpFormatter, default_threads, usable_cores
 from src.inference import resolve_precision
+from src.onnx_engine import cached_onnx
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = {"cnn": ROOT / "pretrained_weights" / "CNN_Ai-SPY.pth", "vit": ROOT / "pretrained_weights" / "ViT_Ai-SPY.pth"}
@@ -67,7 +71,7 @@ def measure(task: str, *args: str | Path) -> dict:
     return run_child("benchmarks.measure", task, *args)[0]
 
 
-def machine(threads: int) -> str:
+def machine(threads: int, cpu_line: str) -> str:
     cpu = platform.processor() or "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -75,31 +79,86 @@ def machine(threads: int) -> str:
                  if line.startswith("model name")]
         cpu = names[0] if names else cpu
     return (f"{usable_cores()} cores ({cpu}), torch {torch.__version__}, Python {platform.python_version()}, "
-            f"model threads {threads} + 1 decoding thread. {measure('cpu')['cpu']}"
-            + (" (simulated with --simulate-avx2)" if os.environ.get("ONEDNN_MAX_CPU_ISA") else ""))
+            f"model threads {threads}, {usable_cores()} decoding processes. {cpu_line}"
+            + (" (simulated with --simulate-avx2)" if os.environ.get("ONEDNN_MAX_CPU_ISA") else "")
+            + ". ONNX Runtime picks its kernels from the CPU itself: --simulate-avx2 does not reach it")
 
 
 def make_audio(folder: Path, long_minutes: float, short_files: int, corpus_minutes: float) -> dict:
-    """The test audio: `short_files` files of 20 s, a one-minute file, a long file, and a corpus of
-    90-s recordings for convert_and_divide."""
+    """The test audio: `short_files` files of 20 s and as many of one minute, a one-minute file, a long
+    file, and a corpus of 90-s recordings for convert_and_divide."""
     short = [write_mp3(folder / "podcasts" / f"episode_{i:02d}.mp3", 20.0, seed=i) for i in range(short_files)]
+    for i in range(short_files):
+        write_mp3(folder / "minutes" / f"talk_{i:02d}.mp3", 60.0, seed=500 + i)
     corpus = [write_mp3(folder / "corpus" / f"recording_{i:03d}.mp3", 90.0, seed=1000 + i)
               for i in range(max(2, round(corpus_minutes * 60 / 90)))]
-    return {"short": short, "corpus": corpus, "minute": write_mp3(folder / "minute.mp3", 60.0, seed=100),
+    return {"short": short, "corpus": corpus, "minutes": folder / "minutes",
+            "minute": write_mp3(folder / "minute.mp3", 60.0, seed=100),
             "long": write_mp3(folder / "long.mp3", long_minutes * 60.0, seed=200)}
 
 
-def inference_rows(audio: dict, threads: int, precisions: list[str]) -> list[str]:
+def timed_command(*args: str | Path) -> tuple[float, float]:
+    """Wall seconds of `python -m ...args` from process start, and its peak memory (PSS of its process tree,
+    sampled every 0.1 s; 0 where /proc is missing)."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", *map(str, args)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, env=os.environ)
+    peak = 0.0
+    while process.poll() is None:
+        peak = max(peak, process_tree_pss_mb(process.pid))
+        time.sleep(0.1)
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"python -m {' '.join(map(str, args))} failed:\n{process.stderr.read().decode()[-2000:]}")
+    return wall, peak
+
+
+def original_rows(audio: dict) -> list[str]:
+    """The original Ai-SPY path against this project's commands: same files, same run. The original is
+    timed warm (imports, model load and one file excluded); the commands from process start."""
+    if not ffmpeg_available():
+        return ["(the original Ai-SPY path was not timed: it needs ffmpeg, `apt-get install ffmpeg`)"]
+    minutes = sorted(audio["minutes"].glob("*.mp3"))
+    folder_audio = sum(sf.info(path).duration for path in minutes)
+    long_audio = sf.info(audio["long"]).duration
+    baseline = {}
+    for name, paths in (("folder", minutes), ("long", [audio["long"]])):
+        result = measure("original", *paths, "--weights", WEIGHTS["cnn"])
+        baseline[name] = result["audio_s"] / result["wall_s"]
+    rows = [f"| original Ai-SPY path (warm) | {baseline['folder']:.0f}x | 1 | {baseline['long']:.0f}x | 1 | |"]
+    print(rows[-1], flush=True)
+    for module in ("src.inference_CNN", "src.inference_ViT"):
+        for engine in ("auto", "torch"):
+            speed = {}
+            with tempfile.TemporaryDirectory(prefix="aispy-bench-out-") as out:
+                wall, _ = timed_command(module, audio["minutes"], "--engine", engine, "--format", "csv",
+                                        "--no-progress", "--output", Path(out) / "folder.csv")
+                speed["folder"] = folder_audio / wall
+                wall, peak = timed_command(module, audio["long"], "--engine", engine, "--format", "csv",
+                                           "--no-progress", "--output", Path(out) / "long.csv")
+                speed["long"] = long_audio / wall
+            flag = "" if engine == "auto" else " --engine torch"
+            rows.append(f"| `python -m {module}{flag}` | {speed['folder']:.0f}x "
+                        f"| {speed['folder'] / baseline['folder']:.1f}x | {speed['long']:.0f}x "
+                        f"| {speed['long'] / baseline['long']:.1f}x | {peak:.0f} MB |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def inference_rows(audio: dict, threads: int, precisions: list[str], native_bf16: bool) -> list[str]:
     rows = []
+    variants = [("onnx", "fp32")] + [("torch", p) for p in precisions if p != "auto" or native_bf16]
     for arch in ("cnn", "vit"):
-        for precision in precisions:
-            common = ["--arch", arch, "--weights", WEIGHTS[arch], "--precision", precision, "--threads", str(threads)]
+        for engine, precision in variants:
+            common = ["--arch", arch, "--weights", WEIGHTS[arch], "--precision", precision, "--threads", str(threads),
+                      "--engine", engine]
             model = measure("model", *common)
             folder = measure("infer", *audio["short"], *common)
             long = measure("infer", audio["long"], *common)
             minute = measure("infer", audio["minute"], *common)
             rows.append(
-                f"| {arch.upper()} | {long['precision']} | {folder['audio_s'] / folder['engine_s']:.0f}x "
+                f"| {arch.upper()} | {long['engine']} | {long['precision']} "
+                f"| {folder['audio_s'] / folder['engine_s']:.0f}x "
                 f"| {long['audio_s'] / long['engine_s']:.0f}x ({long['engine_s']:.1f} s for "
                 f"{long['audio_s'] / 60:.0f} min) | {model['batch1']:.0f} | {model['batch64']:.0f} "
                 f"| {long['peak_mb']:.0f} MB | {minute['peak_mb']:.0f} MB "
@@ -119,14 +178,14 @@ def convert_speed(audio: dict, tree: Path) -> tuple[float, float]:
     return seconds / wall, seconds
 
 
-def training_rows(tree: Path, clips: int) -> list[str]:
-    """Training as `src.train` runs it: torch's default threads (all cores), 0 or 1 loader process."""
+def training_rows(tree: Path, clips: int, precision: str) -> list[str]:
+    """Training as `src.train` runs it: torch's default threads (all cores), 0 to 2 loader processes."""
     rows = []
     threads = torch.get_num_threads()
     for arch in ("cnn", "vit"):
         for workers in (0, 1, 2):
             result = measure("train", "--arch", arch, "--weights", WEIGHTS[arch], "--root", tree, "--workers",
-                             str(workers), "--precision", "bf16", "--threads", str(threads), "--clips", str(clips))
+                             str(workers), "--precision", precision, "--threads", str(threads), "--clips", str(clips))
             rows.append(f"| {arch.upper()} | {workers} | {result['train_windows_per_s']:.1f} "
                         f"| {result['data_windows_per_s']:.1f} |")
             print(rows[-1], flush=True)
@@ -151,24 +210,39 @@ def main(argv: list[str] | None = None) -> int:
     if args.simulate_avx2:
         os.environ.update(AVX2_ONLY)  # read by the measured child processes at their start
     precisions = args.precision or ["auto", "fp32"]
-    lines = [f"Machine: {machine(args.threads)}", ""]
+    cpu_line = measure("cpu")["cpu"]
+    native_bf16 = "native bf16: yes" in cpu_line
+    for weights in WEIGHTS.values():
+        cached_onnx(weights)  # the first run's ONNX export is not what is timed
+    lines = [f"Machine: {machine(args.threads, cpu_line)}", ""]
     print(lines[0], flush=True)
     with tempfile.TemporaryDirectory(prefix="aispy-bench-") as tmp:
         started = time.perf_counter()
         audio = make_audio(Path(tmp), args.long_minutes, args.short_files, args.corpus_minutes)
         print(f"test audio written in {time.perf_counter() - started:.0f} s", flush=True)
-        lines += ["| model | precision | folder of 20-s mp3 | long mp3 | model win/s, batch 1 | batch 64 "
+        lines += [f"Against the original Ai-SPY path, same files, same run ({args.short_files} one-minute files "
+                  f"and one {args.long_minutes:.0f}-minute file, 44.1 kHz stereo 128 kbps mp3; audio seconds per "
+                  "wall second, commands timed from process start; peak memory: PSS of the command's processes):",
+                  "", "| path | folder | vs original | long file | vs original | peak memory, long file |",
+                  "|---|---|---|---|---|---|"]
+        lines += original_rows(audio)
+        lines += [""]
+        lines += ["The engine alone (model loaded, decoding included; peak memory: PSS of the process and its "
+                  "decoder processes):", "",
+                  "| model | engine | precision | folder of 20-s mp3 | long mp3 | model win/s, batch 1 | batch 64 "
                   "| peak memory, long file | one-minute file | model load |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        lines += inference_rows(audio, args.threads, precisions)
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += inference_rows(audio, args.threads, precisions, native_bf16)
         tree = Path(tmp) / "tree"
         speed, seconds = convert_speed(audio, tree)
         lines += ["", f"convert_and_divide: {speed:.0f}x real time ({seconds / 60:.0f} min of 44.1 kHz stereo mp3, "
                       f"all cores, process start-up included)", ""]
         print(lines[-2], flush=True)
-        lines += ["| training | DataLoader workers | windows/s (augmented, bf16) | data loading alone, windows/s |",
+        train_precision = "bf16" if native_bf16 else "fp32"
+        lines += [f"| training | DataLoader workers | windows/s (augmented, {train_precision}) "
+                  "| data loading alone, windows/s |",
                   "|---|---|---|---|"]
-        lines += training_rows(tree, args.train_clips)
+        lines += training_rows(tree, args.train_clips, train_precision)
         stages = measure("profile", audio["long"], "--arch", "cnn", "--weights", WEIGHTS["cnn"])
         stages.pop("peak_mb")
         total = sum(stages.values())

@@ -1,16 +1,25 @@
-"""The benchmark's own pieces work: its test audio and one measurement process (no timing asserted)."""
+"""The benchmark's own pieces work: its test audio, its baseline, its memory probe and one measurement process
+(no timing asserted)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
+import pytest
 import soundfile as sf
 
 from benchmarks.corpus import RATE, write_mp3
+from benchmarks.memory import PeakMemory
+from benchmarks.original import convert_like_pydub, ffmpeg_available, p_ai_like_original
 from src.audio import SAMPLE_RATE, load_audio
+from src.checkpoint import load_model
 from tests.conftest import TrainingRun
-from tests.helpers import describe, run_module
+from tests.helpers import REPO, describe, run_module
 
 
 def test_test_audio_is_stereo_mp3_of_the_asked_length(tmp_path: Path):
@@ -41,3 +50,27 @@ def test_avx2_simulation_reaches_the_measured_process():
     line = json.loads(capped.stdout.strip().splitlines()[-1])["cpu"]
     assert "PyTorch kernels: AVX2, native bf16: no" in line
     assert "CPU features:" in json.loads(normal.stdout.strip().splitlines()[-1])["cpu"]
+
+
+@pytest.mark.skipif(not ffmpeg_available(), reason="the original Ai-SPY path needs ffmpeg (apt-get install ffmpeg)")
+def test_the_original_path_scores_every_whole_window(tmp_path: Path):
+    """The baseline `make bench` compares against: pydub-style ffmpeg conversion, then one 3-s window per pass."""
+    audio = write_mp3(tmp_path / "c.mp3", 10.0)
+    model = load_model(REPO / "pretrained_weights" / "CNN_Ai-SPY.pth", "cnn")[0]
+    scores = p_ai_like_original(audio, model)
+    assert len(scores) == 3 and all(0.0 <= p <= 1.0 for p in scores)  # the original drops the last 1 s
+    with tempfile.TemporaryDirectory() as folder:
+        converted = convert_like_pydub(audio, Path(folder))
+        info = sf.info(str(converted))
+        assert (info.format, info.samplerate, info.channels) == ("MP3", 16000, 2)  # channels kept, as pydub does
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="needs Linux /proc")
+def test_peak_memory_includes_child_processes():
+    """The inference command's decoders are child processes: their memory must be counted."""
+    grow = "import time; block = bytearray(300 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(1.5)"
+    with PeakMemory(interval=0.05) as alone:
+        time.sleep(0.3)
+    with PeakMemory(interval=0.05) as with_child:
+        subprocess.run([sys.executable, "-c", grow], check=True)
+    assert with_child.mb - alone.mb > 250, (alone.mb, with_child.mb)

@@ -88,11 +88,12 @@ def test_auto_precision_is_bf16_exactly_where_the_cpu_has_it(cnn_run: TrainingRu
 
 
 PEAK_MEMORY = """
-import resource, sys
+import sys
+from benchmarks.memory import PeakMemory
 from src.inference_cli import main
-code = main("cnn", sys.argv[1], "CNN_Logs", sys.argv[2:])
-peak = lambda who: resource.getrusage(who).ru_maxrss
-print(peak(resource.RUSAGE_SELF) + peak(resource.RUSAGE_CHILDREN), file=sys.stderr)  # the decoders are children
+with PeakMemory() as peak:  # the command's process and its decoder processes
+    code = main("cnn", sys.argv[1], "CNN_Logs", sys.argv[2:])
+print(round(peak.mb * 1024), file=sys.stderr)
 sys.exit(code)
 """
 
