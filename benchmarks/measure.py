@@ -33,7 +33,7 @@ def infer(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     detector = Detector(args.weights, args.arch, "cpu", args.batch_size, args.precision, args.engine)
     loaded = time.perf_counter()
-    with PeakMemory() as peak:
+    with PeakMemory(enabled=args.memory) as peak:  # sampling slows the run: speed is measured without it
         results = list(detector.analyse_many(args.paths))
     finished = time.perf_counter()
     errors = [r["error"] for r in results if "error" in r]
@@ -41,7 +41,8 @@ def infer(args: argparse.Namespace) -> dict:
         raise SystemExit(f"benchmark audio failed to decode: {errors[0]}")
     audio = sum(r["duration_s"] for r in results)
     return {"audio_s": audio, "engine_s": finished - loaded, "load_s": loaded - started,
-            "precision": detector.precision, "engine": detector.engine, "tree_peak_mb": peak.mb}
+            "precision": detector.precision, "engine": detector.engine,
+            "tree_peak_mb": peak.mb if args.memory else None}
 
 
 def model_speed(args: argparse.Namespace) -> dict:
@@ -141,6 +142,7 @@ def main() -> None:
     parser.add_argument("--root")
     parser.add_argument("--clips", type=int, default=128)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--memory", action="store_true", help="infer: sample the peak memory of the process tree")
     args = parser.parse_args()
     task = {"infer": infer, "model": model_speed, "train": train_speed, "profile": profile, "cpu": cpu,
             "original": original}[args.task]

@@ -97,20 +97,21 @@ def make_audio(folder: Path, long_minutes: float, short_files: int, corpus_minut
             "long": write_mp3(folder / "long.mp3", long_minutes * 60.0, seed=200)}
 
 
-def timed_command(*args: str | Path) -> tuple[float, float]:
-    """Wall seconds of `python -m ...args` from process start, and its peak memory (PSS of its process tree,
-    sampled every 0.1 s; 0 where /proc is missing)."""
+def timed_command(*args: str | Path, memory: bool = False) -> float:
+    """Wall seconds of `python -m ...args` from process start; with `memory`, its peak memory in MB instead
+    (PSS of its process tree, sampled every 0.1 s, which slows it down: 0 where /proc is missing)."""
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", *map(str, args)], cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, env=os.environ)
     peak = 0.0
-    while process.poll() is None:
+    while memory and process.poll() is None:
         peak = max(peak, process_tree_pss_mb(process.pid))
         time.sleep(0.1)
+    _, errors = process.communicate()
     wall = time.perf_counter() - started
     if process.returncode != 0:
-        raise SystemExit(f"python -m {' '.join(map(str, args))} failed:\n{process.stderr.read().decode()[-2000:]}")
-    return wall, peak
+        raise SystemExit(f"python -m {' '.join(map(str, args))} failed:\n{errors.decode()[-2000:]}")
+    return peak if memory else wall
 
 
 def original_rows(audio: dict) -> list[str]:
@@ -129,14 +130,11 @@ def original_rows(audio: dict) -> list[str]:
     print(rows[-1], flush=True)
     for module in ("src.inference_CNN", "src.inference_ViT"):
         for engine in ("auto", "torch"):
-            speed = {}
             with tempfile.TemporaryDirectory(prefix="aispy-bench-out-") as out:
-                wall, _ = timed_command(module, audio["minutes"], "--engine", engine, "--format", "csv",
-                                        "--no-progress", "--output", Path(out) / "folder.csv")
-                speed["folder"] = folder_audio / wall
-                wall, peak = timed_command(module, audio["long"], "--engine", engine, "--format", "csv",
-                                           "--no-progress", "--output", Path(out) / "long.csv")
-                speed["long"] = long_audio / wall
+                options = ["--engine", engine, "--format", "csv", "--no-progress", "--output", Path(out) / "o.csv"]
+                speed = {"folder": folder_audio / timed_command(module, audio["minutes"], *options),
+                         "long": long_audio / timed_command(module, audio["long"], *options)}
+                peak = timed_command(module, audio["long"], *options, memory=True)
             flag = "" if engine == "auto" else " --engine torch"
             rows.append(f"| `python -m {module}{flag}` | {speed['folder']:.0f}x "
                         f"| {speed['folder'] / baseline['folder']:.1f}x | {speed['long']:.0f}x "
@@ -155,7 +153,8 @@ def inference_rows(audio: dict, threads: int, precisions: list[str], native_bf16
             model = measure("model", *common)
             folder = measure("infer", *audio["short"], *common)
             long = measure("infer", audio["long"], *common)
-            minute = measure("infer", audio["minute"], *common)
+            long["peak_mb"] = measure("infer", audio["long"], *common, "--memory")["peak_mb"]
+            minute = measure("infer", audio["minute"], *common, "--memory")
             rows.append(
                 f"| {arch.upper()} | {long['engine']} | {long['precision']} "
                 f"| {folder['audio_s'] / folder['engine_s']:.0f}x "

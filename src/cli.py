@@ -18,7 +18,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """--device, --engine, --precision and --threads, shared by every command that scores audio."""
+    """--device, --engine, --precision, --threads and --decoders, shared by every command that scores audio."""
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto",
                         help="what runs the model; auto = ONNX Runtime on a CPU (fp32; 3-5x faster than PyTorch "
@@ -29,8 +29,10 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                              "(make bench on an AVX512-BF16 CPU: 1.3x faster end to end; validation P(AI) "
                              "within 0.021 of fp32, median 0.001)")
     parser.add_argument("--threads", type=positive_int, default=default_threads(),
-                        help="CPU threads for the model; the default leaves one core to the thread that "
-                             "decodes the next audio")
+                        help="CPU threads for the model (the default leaves a core to decoding)")
+    parser.add_argument("--decoders", type=non_negative_int, default=usable_cores(),
+                        help="processes that decode the next files while the model scores (one per core); "
+                             "0 = one decoding thread in this process")
 
 
 def usable_cores() -> int:
@@ -45,12 +47,21 @@ def default_threads() -> int:
 
 def positive_int(text: str) -> int:
     """argparse type: an integer of at least 1."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer of at least 0."""
+    return _whole_number(text, 0)
+
+
+def _whole_number(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
     return value
 
 

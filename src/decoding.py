@@ -7,9 +7,9 @@ inference (make bench: 9 of the CNN's 13 CPU-seconds per hour of audio), and its
 Python's GIL part of the time, so threads could not use a second core for it; processes can.
 
 Messages, all tagged with the file's index in the input: ("file", i, path), ("windows", i,
-(starts, array)), ("end", i, sample count or AudioError); then None when every file is done, or
-the exception that ended the input. Workers are forked (Linux, macOS); where fork is not
-available, or with `workers=0`, one thread decodes instead.
+(starts, array)), ("end", i, sample count or AudioError), until every file is done; an exception
+from the input itself is raised after the files before it. Workers are forked (Linux, macOS);
+where fork is not available, or with `workers=0`, one thread decodes instead.
 """
 
 from __future__ import annotations
@@ -106,12 +106,12 @@ def _put(target, item, alive) -> None:
                 raise SystemExit from None
 
 
-def _process_worker(tasks, writer, foreign, *args) -> None:
+def _process_worker(tasks, writer, readers, *args) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    for reader in foreign:  # other workers' pipes: if the parent dies, a blocked send must fail
-        reader.close()
+    for reader in readers:  # inherited read ends: only the parent may hold them, so that a send blocked
+        reader.close()  # on a full pipe fails once the parent is gone
     parent = os.getppid()
     _worker(tasks, writer.send, *args, lambda: os.getppid() == parent)
 
@@ -145,7 +145,7 @@ class Decoders:
     def _start_process(self) -> None:
         reader, writer = self.context.Pipe(duplex=False)
         process = self.context.Process(target=_process_worker, daemon=True,
-                                       args=(self.tasks, writer, list(self.workers), *self.args))
+                                       args=(self.tasks, writer, [*self.workers, reader], *self.args))
         process.start()
         writer.close()  # the worker's copy is the only one: its pipe ends when the worker does
         self.workers[reader] = process

@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--human-dir and --ai-dir go together")
     use_threads(args.threads)
     try:
-        detector = Detector(args.weights, device=args.device, precision=args.precision, engine=args.engine)
+        detector = Detector(args.weights, device=args.device, precision=args.precision, engine=args.engine,
+                            decoders=args.decoders)
         rows = rows_from_manifest(Path(args.manifest), args.split) if args.manifest else rows_from_dirs(
             args.human_dir, args.ai_dir)
     except (CheckpointError, ValueError, OSError) as exc:

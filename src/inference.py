@@ -69,7 +69,7 @@ def resolve_engine(engine: str, device: torch.device, precision: str) -> str:
 
 @dataclass
 class _File:
-    """What the decoding thread has sent about one file so far."""
+    """What the decoders have sent about one file so far."""
 
     path: str | os.PathLike
     starts: list[int] = field(default_factory=list)

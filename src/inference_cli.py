@@ -263,7 +263,7 @@ def main(architecture: str, default_weights: str, default_log_dir: str, argv: li
     ddp = Distributed(args.device, timeout=datetime.timedelta(days=7))  # ranks wait for the slowest at the end
     try:
         detector = Detector(args.weights, architecture, str(ddp.device), args.batch_size, args.precision,
-                            args.engine)
+                            args.engine, args.decoders)
     except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import torch
 import src.decoding
 from src.inference import Detector, resolve_engine
 from tests.conftest import InferenceInputs, TrainingRun
-from tests.helpers import describe, run_python, write_audio
+from tests.helpers import REPO, describe, run_python, write_audio
 from tests.synth import ai_like
 
 
@@ -192,3 +194,43 @@ def test_the_onnx_export_is_cached_per_checkpoint(cnn_run: TrainingRun, tmp_path
     made = exported.stat().st_mtime_ns
     Detector(cnn_run.output, "cnn", "cpu", engine="onnx")
     assert exported.stat().st_mtime_ns == made and len(list((tmp_path / "onnx").iterdir())) == 1
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_decoders_do_not_outlive_a_killed_command(cnn_run: TrainingRun, tmp_path: Path):
+    """SIGKILL gives the command no chance to clean up: its decoder processes must notice and exit."""
+    rate = 8000
+    for i in range(6):
+        write_audio(tmp_path / f"long_{i}.wav", np.tile(ai_like(6.0, rate, np.random.default_rng(i)), 60), rate,
+                    "PCM_16")
+    command = subprocess.Popen([sys.executable, "-m", "src.inference_CNN", "--model", str(cnn_run.output),
+                                "--decoders", "2", "--no-progress", str(tmp_path)], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(decoders := children_of(command.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(decoders) >= 2, "the decoder processes never started"
+    command.kill()
+    command.wait()
+    deadline = time.monotonic() + 10
+    while any(map(running, decoders)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in decoders if running(pid)], "decoders outlived their parent"
