@@ -14,6 +14,7 @@ where fork is not available, or with `workers=0`, one thread decodes instead.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import multiprocessing
 import os
@@ -128,6 +129,7 @@ class Decoders:
         self.stop = threading.Event()
         self.failure: BaseException | None = None  # what ended the input early
         if self.processes:
+            gc.freeze()  # the decoders' garbage collector then leaves the parent's objects (and their pages) alone
             self.context = multiprocessing.get_context("fork")
             self.tasks = self.context.Queue(workers)
             self.workers: dict = {}  # reader end of a worker's pipe -> its process
@@ -224,5 +226,6 @@ class Decoders:
             process.join(timeout=5)
             reader.close()
         self.workers.clear()
+        gc.unfreeze()
         self.tasks.cancel_join_thread()
         self.tasks.close()
