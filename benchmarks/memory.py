@@ -12,17 +12,26 @@ import threading
 from pathlib import Path
 
 
-def process_tree_pss_mb(pid: int) -> float:
-    """Proportional set size of a process and its descendants (shared pages split between them), in MB."""
-    parents = {}
+def parents() -> dict[int, int]:
+    """pid -> parent pid of every process on the machine, from /proc (empty without /proc)."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents[int(stat.parent.name)] = int(fields[1])
+            found[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
-            continue
-    tree, total = {pid}, 0.0
-    while grown := {child for child, parent in parents.items() if parent in tree} - tree:
+            continue  # the process ended while being read
+    return found
+
+
+def children(pid: int) -> set[int]:
+    """The direct child processes of `pid`."""
+    return {child for child, parent in parents().items() if parent == pid}
+
+
+def process_tree_pss_mb(pid: int) -> float:
+    """Proportional set size of a process and its descendants (shared pages split between them), in MB."""
+    everyone, tree, total = parents(), {pid}, 0.0
+    while grown := {child for child, parent in everyone.items() if parent in tree} - tree:
         tree |= grown
     for member in tree:
         try:

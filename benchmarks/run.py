@@ -26,7 +26,7 @@ import torch
 from benchmarks.corpus import write_mp3
 from benchmarks.memory import process_tree_pss_mb
 from benchmarks.original import ffmpeg_available
-from src.cli import HelpFormatter, default_threads, usable_cores
+from src.cli import HelpFormatter, default_decoders, default_threads, usable_cores
 from src.inference import resolve_precision
 from src.onnx_engine import cached_onnx
 
@@ -79,7 +79,7 @@ def machine(threads: int, cpu_line: str) -> str:
                  if line.startswith("model name")]
         cpu = names[0] if names else cpu
     return (f"{usable_cores()} cores ({cpu}), torch {torch.__version__}, Python {platform.python_version()}, "
-            f"model threads {threads}, {usable_cores()} decoding processes. {cpu_line}"
+            f"model threads {threads}, {default_decoders()} decoding processes. {cpu_line}"
             + (" (simulated with --simulate-avx2)" if os.environ.get("ONEDNN_MAX_CPU_ISA") else "")
             + ". ONNX Runtime picks its kernels from the CPU itself: --simulate-avx2 does not reach it")
 
@@ -97,21 +97,18 @@ def make_audio(folder: Path, long_minutes: float, short_files: int, corpus_minut
             "long": write_mp3(folder / "long.mp3", long_minutes * 60.0, seed=200)}
 
 
-def timed_command(*args: str | Path, memory: bool = False) -> float:
-    """Wall seconds of `python -m ...args` from process start; with `memory`, its peak memory in MB instead
-    (PSS of its process tree, sampled every 0.1 s, which slows it down: 0 where /proc is missing)."""
-    started = time.perf_counter()
+def peak_memory_mb(*args: str | Path) -> float:
+    """Peak memory of `python -m ...args`: the PSS of its process tree, sampled every 0.1 s (which slows
+    the run, so speed is measured in runs of its own); 0 where /proc is missing."""
     process = subprocess.Popen([sys.executable, "-m", *map(str, args)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, env=os.environ)
+                               stderr=subprocess.DEVNULL, env=os.environ)
     peak = 0.0
-    while memory and process.poll() is None:
+    while process.poll() is None:
         peak = max(peak, process_tree_pss_mb(process.pid))
         time.sleep(0.1)
-    _, errors = process.communicate()
-    wall = time.perf_counter() - started
     if process.returncode != 0:
-        raise SystemExit(f"python -m {' '.join(map(str, args))} failed:\n{errors.decode()[-2000:]}")
-    return peak if memory else wall
+        raise SystemExit(f"python -m {' '.join(map(str, args))} failed (exit code {process.returncode})")
+    return peak
 
 
 def original_rows(audio: dict) -> list[str]:
@@ -132,9 +129,9 @@ def original_rows(audio: dict) -> list[str]:
         for engine in ("auto", "torch"):
             with tempfile.TemporaryDirectory(prefix="aispy-bench-out-") as out:
                 options = ["--engine", engine, "--format", "csv", "--no-progress", "--output", Path(out) / "o.csv"]
-                speed = {"folder": folder_audio / timed_command(module, audio["minutes"], *options),
-                         "long": long_audio / timed_command(module, audio["long"], *options)}
-                peak = timed_command(module, audio["long"], *options, memory=True)
+                speed = {"folder": folder_audio / run_child(module, audio["minutes"], *options)[1],
+                         "long": long_audio / run_child(module, audio["long"], *options)[1]}
+                peak = peak_memory_mb(module, audio["long"], *options)
             flag = "" if engine == "auto" else " --engine torch"
             rows.append(f"| `python -m {module}{flag}` | {speed['folder']:.0f}x "
                         f"| {speed['folder'] / baseline['folder']:.1f}x | {speed['long']:.0f}x "

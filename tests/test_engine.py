@@ -18,6 +18,7 @@ import soundfile as sf
 import torch
 
 import src.decoding
+from benchmarks.memory import children
 from src.inference import Detector, resolve_engine
 from tests.conftest import InferenceInputs, TrainingRun
 from tests.helpers import REPO, describe, run_python, write_audio
@@ -92,13 +93,13 @@ def test_auto_precision_is_bf16_exactly_where_the_cpu_has_it(cnn_run: TrainingRu
 PEAK_MEMORY = """
 import os, resource, sys, threading
 from pathlib import Path
+from benchmarks.memory import children
 from src.inference_cli import main
 
 def decoder_rss_kib():  # resident memory of this process's children (the decoders), from /proc
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid in children(os.getpid()):
         try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == os.getpid():
-                yield int((stat.parent / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+            yield int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
         except (OSError, ValueError, IndexError):
             continue
 
@@ -212,17 +213,6 @@ def test_the_onnx_export_is_cached_per_checkpoint(cnn_run: TrainingRun, tmp_path
     assert exported.stat().st_mtime_ns == made and len(list((tmp_path / "onnx").iterdir())) == 1
 
 
-def children_of(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
 def running(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
@@ -241,7 +231,7 @@ def test_decoders_do_not_outlive_a_killed_command(cnn_run: TrainingRun, tmp_path
                                 "--decoders", "2", "--no-progress", str(tmp_path)], cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while len(decoders := children_of(command.pid)) < 2 and time.monotonic() < deadline:
+    while len(decoders := children(command.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(decoders) >= 2, "the decoder processes never started"
     command.kill()
