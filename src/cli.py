@@ -21,18 +21,19 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """--device, --engine, --precision, --threads and --decoders, shared by every command that scores audio."""
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto",
-                        help="what runs the model; auto = ONNX Runtime on a CPU (fp32; 3-5x faster than PyTorch "
-                             "for the CNN, 2.5x for the ViT, same scores within 1e-4; the first run exports the "
-                             "model into ~/.cache/ai-spy or $AISPY_CACHE_DIR), PyTorch on a GPU or for bf16")
+                        help="what runs the model; auto = ONNX Runtime on a CPU (fp32; the model alone 2.7-6x "
+                             "faster than PyTorch fp32 for the CNN, 2x for the ViT, same scores within 1e-4; the "
+                             "first run exports the model into ~/.cache/ai-spy or $AISPY_CACHE_DIR), PyTorch on a "
+                             "GPU or for bf16")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="model arithmetic; auto = bf16 where the CPU or GPU computes it natively, else fp32 "
                              "(make bench on an AVX512-BF16 CPU: 1.3x faster end to end; validation P(AI) "
                              "within 0.021 of fp32, median 0.001)")
     parser.add_argument("--threads", type=positive_int, default=default_threads(),
                         help="CPU threads for the model (the default leaves a core to decoding)")
-    parser.add_argument("--decoders", type=non_negative_int, default=usable_cores(),
-                        help="processes that decode the next files while the model scores (one per core); "
-                             "0 = one decoding thread in this process")
+    parser.add_argument("--decoders", type=non_negative_int, default=default_decoders(),
+                        help="processes that decode the next files while the model scores (one per core, shared "
+                             "between torchrun processes on one machine); 0 = one decoding thread in this process")
 
 
 def usable_cores() -> int:
@@ -43,6 +44,11 @@ def usable_cores() -> int:
 def default_threads() -> int:
     """All usable cores but one (at least one)."""
     return max(1, usable_cores() - 1)
+
+
+def default_decoders() -> int:
+    """One decoding process per core, the cores shared between the torchrun processes of one machine."""
+    return max(1, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def positive_int(text: str) -> int:

@@ -27,7 +27,7 @@ from src.audio import (
     list_audio_files,
 )
 from src.checkpoint import CheckpointError, load_model, read_model_info
-from src.cli import usable_cores
+from src.cli import default_decoders
 from src.decoding import Decoders
 from src.features import features, log_power_spectrogram
 from src.model import for_inference
@@ -53,7 +53,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def resolve_engine(engine: str, device: torch.device, precision: str) -> str:
-    """'auto' means ONNX Runtime on the CPU (3-5x faster than PyTorch's kernels, fp32) unless bf16 is asked
+    """'auto' means ONNX Runtime on the CPU (fp32, faster than PyTorch's fp32 kernels) unless bf16 is asked
     for or onnxruntime is not installed; PyTorch on a GPU."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -106,7 +106,7 @@ class Detector:
             self.model = for_inference(load_model(weights, architecture)[0]).to(self.device)
             self.precision = native_precision
         self.batch_size = batch_size
-        self.decoders = usable_cores() if decoders is None else decoders  # processes; 0 = one thread
+        self.decoders = default_decoders() if decoders is None else decoders  # processes; 0 = one thread
 
     @property
     def description(self) -> dict:

@@ -2,8 +2,8 @@
 
 A checkpoint is exported once (`src.export`, a few seconds) into a cache keyed by its sha256,
 `~/.cache/ai-spy/onnx/` or `$AISPY_CACHE_DIR/onnx/`, and loaded from there afterwards. ONNX
-Runtime runs the CNN 3-5x and the ViT 2.5x faster than PyTorch's fp32 kernels on the CPUs
-measured (`make bench`), and computes the same P(AI) to within 1e-4 (tests/test_export.py).
+Runtime runs the CNN 2.7-6x and the ViT about 2x faster than PyTorch's fp32 kernels (model alone,
+batch 1, `make bench` and `make bench-avx2`), and computes the same P(AI) to within 1e-4 (tests/test_export.py).
 """
 
 from __future__ import annotations
