@@ -1,11 +1,17 @@
-"""Convert recordings to 16 kHz mono 48 kbps mp3 and cut them into 3-s clips.
+"""Convert recordings to 16 kHz mono 48 kbps mp3 (or lossless FLAC) and cut them into 3-s clips.
 
-`python -m data.convert_and_divide [--root data] [--workers N]`
+`python -m data.convert_and_divide [--root data] [--workers N] [--codec mp3|flac]`
 
 For the training set and the validation set, every audio file under `<class>_full`
 (recursively) becomes `<class>_converted/<same relative path>` (the name gets `.mp3`
-appended unless it already ends in `.mp3`) and 3-s clips
-`<class>_split/<relative folder>/<converted stem>_chunk_<i>.mp3`.
+appended unless it already ends in `.mp3`; `.flac` with `--codec flac`) and 3-s clips
+`<class>_split/<relative folder>/<converted stem>_chunk_<i>.mp3` (or `.flac`).
+
+`--codec mp3` (the default) passes every recording through the 48 kbps mp3 codec, and
+models trained on it expect inference to do the same (their checkpoint says mp3_kbps 48).
+`--codec flac` keeps the 16 kHz samples as they are: models trained on such clips (with
+codec augmentation, `--codec-prob`) skip the mp3 round trip at inference, which is a
+third of its CPU time. One tree holds one codec: training refuses a mix.
 
 Clips are back to back from the start; when a tail shorter than 3 s is left, one last
 clip is taken from the final 3 s of the recording (overlapping its neighbour), so no
@@ -40,6 +46,7 @@ from src.audio import (
     SAMPLE_RATE,
     AudioError,
     decode_mp3_bytes,
+    encode_flac,
     encode_mp3,
     list_audio_files,
     load_audio,
@@ -78,6 +85,7 @@ class Job:
     source: Path
     converted: Path
     split_dir: Path
+    codec: str = "mp3"
 
 
 @dataclass(frozen=True)
@@ -88,23 +96,28 @@ class Outcome:
     reason: str = ""
 
 
-def converted_name(relative: Path) -> Path:
+CODECS = ("mp3", "flac")
+
+
+def converted_name(relative: Path, codec: str = "mp3") -> Path:
     """Converted file name for a source path relative to its *_full folder."""
-    return relative if relative.suffix == ".mp3" else relative.with_name(relative.name + ".mp3")
+    suffix = f".{codec}"
+    return relative if relative.suffix == suffix else relative.with_name(relative.name + suffix)
 
 
-def plan_jobs(full_dir: Path, converted_dir: Path, split_dir: Path) -> tuple[list[Job], list[Outcome]]:
+def plan_jobs(full_dir: Path, converted_dir: Path, split_dir: Path, codec: str = "mp3"
+              ) -> tuple[list[Job], list[Outcome]]:
     """One job per recording, and a failure for any whose output name another recording already takes
     (e.g. `a.wav` and `a.wav.mp3` side by side)."""
     jobs, clashes, claimed = [], [], {}
     for source in list_audio_files(full_dir):
-        relative = converted_name(source.relative_to(full_dir))
+        relative = converted_name(source.relative_to(full_dir), codec)
         if relative in claimed:
             reason = f"its output name {relative} is taken by {claimed[relative].name}: rename one of them"
             clashes.append(Outcome(source, "failed", reason=reason))
             continue
         claimed[relative] = source
-        jobs.append(Job(source, converted_dir / relative, split_dir / relative.parent))
+        jobs.append(Job(source, converted_dir / relative, split_dir / relative.parent, codec))
     return jobs, clashes
 
 
@@ -113,7 +126,7 @@ def is_done(job: Job) -> bool:
 
 
 def clip_path(job: Job, index: int) -> Path:
-    return job.split_dir / f"{job.converted.stem}_chunk_{index}.mp3"
+    return job.split_dir / f"{job.converted.stem}_chunk_{index}.{job.codec}"
 
 
 def remove_clips_from(job: Job, first_index: int) -> None:
@@ -130,11 +143,12 @@ def process(job: Job) -> Outcome:
         return Outcome(job.source, "skipped")
     try:
         samples = load_audio(job.source)
-        encoded = encode_mp3(samples)
-        converted = decode_mp3_bytes(encoded)[: len(samples)]
+        encode = encode_mp3 if job.codec == "mp3" else encode_flac
+        encoded = encode(samples)
+        converted = decode_mp3_bytes(encoded)[: len(samples)] if job.codec == "mp3" else samples
         starts = window_starts(len(converted))
         for index, start in enumerate(starts):
-            write_bytes_atomic(clip_path(job, index), encode_mp3(converted[start:start + CLIP_SAMPLES]))
+            write_bytes_atomic(clip_path(job, index), encode(converted[start:start + CLIP_SAMPLES]))
         remove_clips_from(job, len(starts))
         write_bytes_atomic(job.converted, encoded)
     except AudioError as exc:
@@ -146,12 +160,13 @@ def process(job: Job) -> Outcome:
     return Outcome(job.source, "converted", clips=len(starts))
 
 
-def run_folder(full_dir: Path, converted_dir: Path, split_dir: Path, workers: int, progress: bool) -> Counter:
+def run_folder(full_dir: Path, converted_dir: Path, split_dir: Path, workers: int, progress: bool,
+               codec: str = "mp3") -> Counter:
     """Process one *_full folder; prints problems by name and returns counts per status."""
     for folder in (converted_dir, split_dir):
         folder.mkdir(parents=True, exist_ok=True)
         remove_stale_partials(folder)
-    jobs, clashes = plan_jobs(full_dir, converted_dir, split_dir)
+    jobs, clashes = plan_jobs(full_dir, converted_dir, split_dir, codec)
     counts: Counter = Counter()
     with Pool(workers) as pool:
         outcomes = itertools.chain(clashes, pool.imap_unordered(process, jobs, chunksize=1))
@@ -169,7 +184,7 @@ def summary_line(full_dir: Path, counts: Counter) -> str:
             f"{counts['skipped']} already done, {counts['short']} too short, {counts['failed']} failed")
 
 
-def convert_tree(root: Path, workers: int, progress: bool) -> int:
+def convert_tree(root: Path, workers: int, progress: bool, codec: str = "mp3") -> int:
     """Every *_full folder of the training and validation sets; returns the number of failed files."""
     failed = 0
     for base in set_roots(root):
@@ -177,7 +192,8 @@ def convert_tree(root: Path, workers: int, progress: bool) -> int:
             full_dir = base / f"{cls}_full"
             if not full_dir.is_dir():
                 continue
-            counts = run_folder(full_dir, base / f"{cls}_converted", base / f"{cls}_split", workers, progress)
+            counts = run_folder(full_dir, base / f"{cls}_converted", base / f"{cls}_split", workers, progress,
+                                codec)
             print(summary_line(full_dir, counts), flush=True)
             failed += counts["failed"]
     return failed
@@ -192,12 +208,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default="data", help="root of the data tree (default: data)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="parallel worker processes (default: all cores)")
+    parser.add_argument("--codec", choices=CODECS, default="mp3",
+                        help="mp3: 48 kbps mp3, as the original (default); flac: lossless 16 kHz, for models that "
+                             "skip the mp3 round trip at inference")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = parser.parse_args(argv)
     if not Path(args.root).is_dir():
         parser.error(f"no data tree at {args.root}: run python -m data.generate_dirs --root {args.root} first")
     with exclusive(Path(args.root)):
-        failed = convert_tree(Path(args.root), max(1, args.workers), not args.no_progress)
+        failed = convert_tree(Path(args.root), max(1, args.workers), not args.no_progress, args.codec)
     if failed:
         print(f"{failed} file(s) failed; they are listed above with the reason", file=sys.stderr)
     return 1 if failed else 0

@@ -212,6 +212,13 @@ def encode_mp3(samples: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def encode_flac(samples: np.ndarray) -> bytes:
+    """Encode 16 kHz mono samples as a 16-bit FLAC file (lossless but for the 16-bit rounding)."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(samples, -1.0, 1.0), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
+
+
 def decode_mp3_bytes(data: bytes) -> np.ndarray:
     """Decode mp3 bytes back to mono float32 samples."""
     samples, _ = sf.read(io.BytesIO(data), dtype="float32")

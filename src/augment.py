@@ -86,12 +86,16 @@ def spec_augment(spec: torch.Tensor, rng: np.random.Generator, rounds: int = 2) 
 class Augmenter:
     """Random waveform and spectrogram augmentation with optional noise and impulse-response banks."""
 
-    def __init__(self, prob: float = 0.5, noise_dir: str | None = None, rir_dir: str | None = None):
+    def __init__(self, prob: float = 0.5, noise_dir: str | None = None, rir_dir: str | None = None,
+                 codec_prob: float = 0.0):
         self.prob = prob
+        self.codec_prob = codec_prob  # a codec round trip of its own, for models trained on lossless clips
         self.noises = _load_bank(noise_dir, max_seconds=120)
         self.impulses = _load_bank(rir_dir, max_seconds=2)
 
     def waveform(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if rng.random() < self.codec_prob:
+            x = recode(np.clip(x, -1, 1).astype(np.float32), rng)
         if rng.random() >= self.prob:
             return x
         if self.impulses and rng.random() < 0.3:
@@ -120,8 +124,8 @@ class Augmenter:
 
 def describe(augmenter: Augmenter | None) -> dict:
     """What an augmenter does, for the checkpoint's record of its training."""
-    if augmenter is None or augmenter.prob == 0:
+    if augmenter is None or augmenter.prob == augmenter.codec_prob == 0:
         return {"augment_prob": 0.0}
-    return {"augment_prob": augmenter.prob, "noise_files": len(augmenter.noises),
+    return {"augment_prob": augmenter.prob, "codec_prob": augmenter.codec_prob, "noise_files": len(augmenter.noises),
             "impulse_responses": len(augmenter.impulses), "clip_samples": CLIP_SAMPLES}
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from src.audio import AudioError, fix_length, list_audio_files, load_audio
+from src.audio import MP3_BITRATE_KBPS, AudioError, fix_length, list_audio_files, load_audio
 from src.augment import Augmenter
 from src.features import Stats, features, log_power_spectrogram
 from src.metrics import AI, HUMAN
@@ -29,6 +29,17 @@ _CHUNK_SUFFIX = re.compile(r"_chunk_\d+$")
 def labelled_clips(ai_dir: str | os.PathLike, human_dir: str | os.PathLike) -> list[Item]:
     """All clips under an AI folder (label 0) and a human folder (label 1)."""
     return [(str(p), AI) for p in list_audio_files(ai_dir)] + [(str(p), HUMAN) for p in list_audio_files(human_dir)]
+
+
+def clips_mp3_kbps(items: list[Item]) -> int:
+    """The mp3 round trip the clips went through (`convert_and_divide --codec`): 48 for .mp3 clips,
+    0 for lossless ones; a model trained on them expects the same at inference. Raises ValueError
+    for a mix, which would leave the model's input contract undefined."""
+    lossy = {Path(path).suffix.lower() == ".mp3" for path, _ in items}
+    if len(lossy) > 1:
+        raise ValueError("the clips mix mp3 and lossless files: convert the whole tree with one "
+                         "--codec (python -m data.convert_and_divide)")
+    return MP3_BITRATE_KBPS if lossy != {False} else 0
 
 
 def source_of(path: str | os.PathLike) -> str:

@@ -33,7 +33,16 @@ from src.atomic import append_text_atomic, remove_stale_partials_of, write_bytes
 from src.augment import Augmenter, describe
 from src.checkpoint import CheckpointError, ModelInfo, load_model, read_checkpoint, save_checkpoint
 from src.cli import HelpFormatter
-from src.dataset import SOURCE_WEIGHTING, ClipDataset, EpochSampler, Item, labelled_clips, source_of, split_by_source
+from src.dataset import (
+    SOURCE_WEIGHTING,
+    ClipDataset,
+    EpochSampler,
+    Item,
+    clips_mp3_kbps,
+    labelled_clips,
+    source_of,
+    split_by_source,
+)
 from src.distill import Teacher, distillation_loss
 from src.distributed import Distributed
 from src.features import read_stats, stats_path, write_stats
@@ -106,6 +115,10 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
                              "you will report on)")
     parser.add_argument("--augment-prob", type=float, default=0.5,
                         help="share of training clips augmented (noise, reverb, codecs, band-limiting, masks); 0 = off")
+    parser.add_argument("--codec-prob", type=float, default=0.0, metavar="P",
+                        help="share of training clips sent through a random mp3 or ogg round trip on top of "
+                             "--augment-prob; for lossless trees (convert_and_divide --codec flac), whose models "
+                             "then skip the mp3 round trip at inference")
     parser.add_argument("--noise-dir", help="folder of background noise recordings mixed under training clips")
     parser.add_argument("--rir-dir", help="folder of room impulse responses for reverberation")
     parser.add_argument("--init-weights",
@@ -335,6 +348,11 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
         return 2
     train_items, test_items = split_by_source(items, args.test_fraction, args.seed)
     val_items = labelled_clips(root / "validation_set" / "ai_split", root / "validation_set" / "human_split")
+    try:
+        mp3_kbps = clips_mp3_kbps(items + val_items)
+    except ValueError as exc:
+        print(f"error: {root}: {exc}", file=sys.stderr)
+        return 2
     stats = load_or_compute_stats(root, items, args.workers, ddp, progress)
     if not 0 <= args.distill_weight <= 1:
         print(f"error: --distill-weight must lie in [0, 1], got {args.distill_weight}", file=sys.stderr)
@@ -376,14 +394,15 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     else:
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "min", patience=10, factor=0.1)
     average = WeightAverage(model, args.ema) if args.ema > 0 else None
-    augmenter = Augmenter(args.augment_prob, args.noise_dir, args.rir_dir) if args.augment_prob > 0 else None
+    augmenter = (Augmenter(args.augment_prob, args.noise_dir, args.rir_dir, args.codec_prob)
+                 if args.augment_prob > 0 or args.codec_prob > 0 else None)
     trained_on = {**describe_data(train_items, test_items, val_items, root), "augmentation": describe(augmenter),
                   "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
                   "bf16": args.bf16, "init_weights": args.init_weights, "schedule": args.schedule,
                   "ema": args.ema, "select": args.select, "clips_per_epoch": args.clips_per_epoch,
                   "source_weighting": args.source_weighting,
                   **manifest_facts(root), **distillation_settings(args)}
-    info = ModelInfo(spec.architecture, config, stats.mean, stats.std, trained_on=trained_on)
+    info = ModelInfo(spec.architecture, config, stats.mean, stats.std, mp3_kbps=mp3_kbps, trained_on=trained_on)
 
     start_epoch, best_loss = 0, math.inf
     last_path = last_checkpoint_path(args.output)
