@@ -99,7 +99,8 @@ def profile(args: argparse.Namespace) -> dict:
         return result
 
     blocks = timed("decode + resample", lambda: list(stream_audio(args.paths[0])))
-    blocks = timed("mp3 normalise", lambda: list(mp3_normalise_blocks(blocks)))
+    if detector.info.mp3_kbps:  # models trained on lossless clips skip it
+        blocks = timed("mp3 normalise", lambda: list(mp3_normalise_blocks(blocks)))
     windows = timed("framing", lambda: np.stack([w for _, w in stream_windows(blocks)]))
     step = detector.batch_size
     timed("spectrogram", lambda: [features(torch.from_numpy(windows[i:i + step]), detector.info.stats)

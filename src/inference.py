@@ -1,7 +1,8 @@
 """The one inference engine behind `src.inference_CNN` and `src.inference_ViT`.
 
 A file is decoded once, block by block (memory stays flat for any length), brought to
-16 kHz mono, passed through the 48 kbps mp3 codec the training clips went through, cut
+16 kHz mono, passed through the 48 kbps mp3 codec where the training clips went through it
+(the checkpoint's `mp3_kbps`; models trained on lossless clips skip it), cut
 into 3-s windows (the last one aligned to the end, see `src.audio.window_starts`) and
 scored in batches. Worker processes decode the next blocks and files on every core while the
 model scores (`src.decoding`), and windows of several short files share a batch. On a CPU,
