@@ -31,10 +31,11 @@ MIN_SAMPLE_RATE = 4000
 # (8..160 kbps at 16 kHz); 0.75 selects 48 kbps constant bitrate.
 _MP3_COMPRESSION_48K = 0.75
 
-# In-memory normalisation: LAME quality 7 and the samples its encoder + decoder delay adds
-# (576 + 529); lameenc writes no gapless header, so the delay is removed here.
+# In-memory normalisation: LAME quality 7. MP3_CODEC_DELAY: the samples LAME's encoder + decoder
+# delay adds (576 + 529) at 16 kHz where no gapless header removes them (lameenc writes none;
+# libsndfile none under 40 kbps).
 _LAME_FAST_QUALITY = 7
-_LAME_DELAY = 1105
+MP3_CODEC_DELAY = 1105
 
 # Decoding reads this many seconds at a time, so memory does not grow with file length.
 BLOCK_SECONDS = 10
@@ -240,7 +241,7 @@ def mp3_normalise(samples: np.ndarray) -> np.ndarray:
     encoder.set_quality(_LAME_FAST_QUALITY)
     pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
     decoded = decode_mp3_bytes(encoder.encode(pcm) + encoder.flush())
-    return fix_length(decoded[_LAME_DELAY:].astype(np.float32), len(samples))
+    return fix_length(decoded[MP3_CODEC_DELAY:].astype(np.float32), len(samples))
 
 
 def mp3_normalise_blocks(blocks: Iterable[np.ndarray], margin: int = SAMPLE_RATE // 4) -> Iterator[np.ndarray]:

@@ -17,7 +17,7 @@ import soxr
 import torch
 from scipy.signal import fftconvolve
 
-from src.audio import CLIP_SAMPLES, SAMPLE_RATE, fix_length, list_audio_files, load_audio
+from src.audio import CLIP_SAMPLES, MP3_CODEC_DELAY, SAMPLE_RATE, fix_length, list_audio_files, load_audio
 
 
 def _load_bank(folder: str | os.PathLike | None, max_seconds: float) -> list[np.ndarray]:
@@ -66,7 +66,10 @@ def recode(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     else:
         sf.write(buffer, x, SAMPLE_RATE, format="OGG", subtype="VORBIS", compression_level=float(rng.uniform(0.2, 0.9)))
     buffer.seek(0)
-    return fix_length(sf.read(buffer, dtype="float32")[0], len(x))
+    decoded = sf.read(buffer, dtype="float32")[0]
+    if len(decoded) > len(x):  # mp3 under 40 kbps gets no gapless header: the codec delay is still there
+        decoded = decoded[MP3_CODEC_DELAY:]
+    return fix_length(decoded, len(x))
 
 
 def spec_augment(spec: torch.Tensor, rng: np.random.Generator, rounds: int = 2) -> torch.Tensor:

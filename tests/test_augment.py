@@ -61,6 +61,20 @@ def test_probability_one_changes_the_waveform_within_range(seed: int, length: in
     assert not np.allclose(out, x, atol=1e-4)
 
 
+def test_codec_probability_alone_applies_only_a_codec(speechlike: np.ndarray):
+    # --codec-prob 1 --augment-prob 0: every clip goes through a lossy codec and nothing else.
+    augmenter = Augmenter(0.0, codec_prob=1.0)
+    for seed in range(6):
+        out = augmenter.waveform(speechlike, np.random.default_rng(seed))
+        assert out.shape == speechlike.shape and out.dtype == np.float32
+        assert not np.array_equal(out, speechlike)
+        assert np.corrcoef(out, speechlike)[0, 1] > 0.9  # same level and content: no gain, noise or reverb
+        assert np.sqrt(np.mean(out**2)) == pytest.approx(np.sqrt(np.mean(speechlike**2)), rel=0.1)
+    spec = torch.randn(1, N_FREQ, N_FRAMES)
+    assert torch.equal(augmenter.spectrogram(spec, np.random.default_rng(0)), spec)
+    assert describe(augmenter)["codec_prob"] == 1.0
+
+
 def test_same_seed_same_augmentation_other_seed_other(speechlike: np.ndarray):
     augmenter = Augmenter(1.0)
     outputs = [augmenter.waveform(speechlike, np.random.default_rng(seed)) for seed in (1, 1, 2)]
@@ -169,7 +183,7 @@ def test_noise_and_impulse_banks_are_loaded(banks: tuple[Path, Path]):
     assert sorted(len(n) for n in augmenter.noises) == [SAMPLE_RATE // 2, SAMPLE_RATE]
     assert sorted(len(i) for i in augmenter.impulses) == [4000, 2 * SAMPLE_RATE]
     assert all(a.dtype == np.float32 and a.ndim == 1 and np.any(a) for a in augmenter.noises + augmenter.impulses)
-    assert describe(augmenter) == {"augment_prob": 1.0, "noise_files": 2, "impulse_responses": 2,
+    assert describe(augmenter) == {"augment_prob": 1.0, "codec_prob": 0.0, "noise_files": 2, "impulse_responses": 2,
                                    "clip_samples": CLIP_SAMPLES}
     assert Augmenter(1.0, noise_dir=str(noise_dir / "absent")).noises == []
 
