@@ -31,7 +31,8 @@ def infer(args: argparse.Namespace) -> dict:
     """End to end: decode, normalise, window, features, model, results."""
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    detector = Detector(args.weights, args.arch, "cpu", args.batch_size, args.precision, args.engine)
+    detector = Detector(args.weights, args.arch, "cpu", args.batch_size, args.precision, args.engine,
+                        threads=args.threads)
     loaded = time.perf_counter()
     with PeakMemory(enabled=args.memory) as peak:  # sampling slows the run: speed is measured without it
         results = list(detector.analyse_many(args.paths))
@@ -49,7 +50,8 @@ def model_speed(args: argparse.Namespace) -> dict:
     """Windows per second through the model alone (the engine the commands would use), on ready-made
     spectrograms."""
     torch.set_num_threads(args.threads)
-    detector = Detector(args.weights, args.arch, "cpu", precision=args.precision, engine=args.engine)
+    detector = Detector(args.weights, args.arch, "cpu", precision=args.precision, engine=args.engine,
+                        threads=args.threads)
     speeds = {}
     for batch in (1, 64):
         db = torch.rand(batch, N_FREQ, N_FRAMES) * -80.0
@@ -89,7 +91,7 @@ def train_speed(args: argparse.Namespace) -> dict:
 def profile(args: argparse.Namespace) -> dict:
     """Seconds per stage for one file, run one after the other on one thread."""
     torch.set_num_threads(1)
-    detector = Detector(args.weights, args.arch, "cpu", args.batch_size, args.precision)
+    detector = Detector(args.weights, args.arch, "cpu", args.batch_size, args.precision, threads=1)
     times = {}
 
     def timed(name, work):

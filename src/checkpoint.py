@@ -13,43 +13,18 @@ import io
 import os
 import pickle
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from src.atomic import write_bytes_atomic
-from src.audio import CLIP_SECONDS, MP3_BITRATE_KBPS, SAMPLE_RATE
-from src.features import N_FRAMES, N_FREQ, ORIGINAL_MEAN, ORIGINAL_STD, Stats
-from src.model import LABELS, UNUSED_ORIGINAL_CNN_PREFIXES, build_model
+from src.audio import CLIP_SECONDS, SAMPLE_RATE
+from src.contract import LABELS, N_FRAMES, N_FREQ, CheckpointError, ModelInfo
+from src.model import UNUSED_ORIGINAL_CNN_PREFIXES, build_model
 
 FORMAT_VERSION = 1
-
-
-class CheckpointError(Exception):
-    """A weights file that cannot be used; the message says why."""
-
-
-@dataclass
-class ModelInfo:
-    """What a model needs around its weights: architecture, input contract and decision rule."""
-
-    architecture: str
-    config: dict = field(default_factory=dict)
-    stats_mean: float = ORIGINAL_MEAN
-    stats_std: float = ORIGINAL_STD
-    sample_rate: int = SAMPLE_RATE
-    clip_seconds: int = CLIP_SECONDS
-    input_shape: tuple = (1, N_FREQ, N_FRAMES)
-    labels: tuple = LABELS
-    threshold: float = 0.5  # a window is AI when P(AI) >= threshold
-    mp3_kbps: int = MP3_BITRATE_KBPS  # inputs pass through this mp3 codec first; 0 = off
-    trained_on: dict = field(default_factory=dict)
-
-    @property
-    def stats(self) -> Stats:
-        return Stats(self.stats_mean, self.stats_std)
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, info: ModelInfo, **extra) -> None:

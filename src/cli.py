@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 
-import torch
-
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows `(default: x)` only where there is a meaningful default."""
@@ -69,8 +67,3 @@ def _whole_number(text: str, minimum: int) -> int:
     if value < minimum:
         raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
     return value
-
-
-def use_threads(threads: int) -> None:
-    """Set the model's CPU threads (process-wide)."""
-    torch.set_num_threads(threads)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from src.atomic import write_bytes_atomic, write_text_atomic
 from src.audio import list_audio_files
 from src.checkpoint import CheckpointError, set_threshold
-from src.cli import HelpFormatter, add_engine_arguments, use_threads
+from src.cli import HelpFormatter, add_engine_arguments
 from src.inference import Detector
 from src.metrics import AI, HUMAN, detection_metrics
 
@@ -153,10 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give either --manifest or both --human-dir and --ai-dir")
     if not args.manifest and not (args.human_dir and args.ai_dir):
         parser.error("--human-dir and --ai-dir go together")
-    use_threads(args.threads)
     try:
         detector = Detector(args.weights, device=args.device, precision=args.precision, engine=args.engine,
-                            decoders=args.decoders)
+                            decoders=args.decoders, threads=args.threads)
         rows = rows_from_manifest(Path(args.manifest), args.split) if args.manifest else rows_from_dirs(
             args.human_dir, args.ai_dir)
     except (CheckpointError, ValueError, OSError) as exc:

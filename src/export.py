@@ -25,8 +25,7 @@ from src.atomic import write_bytes_atomic
 from src.checkpoint import CheckpointError, ModelInfo, load_model
 from src.cli import HelpFormatter
 from src.features import HOP_LENGTH, N_FFT, N_FRAMES, N_FREQ, TOP_DB
-
-INPUT_NAME, OUTPUT_NAME = "log_power_db", "p_ai"
+from src.onnx_engine import INPUT_NAME, OUTPUT_NAME
 
 
 class ProbabilityOfAI(nn.Module):

@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from src.atomic import write_text_atomic
-
-N_FFT = 2048
-HOP_LENGTH = 512
-N_FREQ = N_FFT // 2 + 1  # 1025
-N_FRAMES = 94  # 1 + 48000 // 512
-TOP_DB = 80.0
-AMIN = 1e-10
-
-# The original Ai-SPY dataset's statistics, used for its released weights.
-ORIGINAL_MEAN = -58.18715250929163
-ORIGINAL_STD = 15.877255962380845
+from src.contract import (  # noqa: F401  (the contract's constants and Stats, re-exported)
+    AMIN,
+    HOP_LENGTH,
+    N_FFT,
+    N_FRAMES,
+    N_FREQ,
+    ORIGINAL_MEAN,
+    ORIGINAL_STD,
+    TOP_DB,
+    Stats,
+)
 
 STATS_FILE_NAME = "global_stats.txt"
 
@@ -58,17 +57,6 @@ def log_power_spectrogram(waveforms: torch.Tensor) -> torch.Tensor:
     peak = db.amax(dim=(-2, -1), keepdim=True)
     db = torch.maximum(db - peak, torch.full_like(db, -TOP_DB))
     return db.squeeze(0) if squeeze else db
-
-
-@dataclass(frozen=True)
-class Stats:
-    """Global mean and standard deviation of the dB spectrogram values of a dataset."""
-
-    mean: float
-    std: float
-
-    def normalise(self, db: torch.Tensor) -> torch.Tensor:
-        return (db - self.mean) / self.std
 
 
 def features(waveforms: torch.Tensor, stats: Stats) -> torch.Tensor:

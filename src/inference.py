@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from src.audio import (
     CLIP_SAMPLES,
@@ -27,24 +26,25 @@ from src.audio import (
     AudioError,
     list_audio_files,
 )
-from src.checkpoint import CheckpointError, load_model, read_model_info
-from src.cli import default_decoders
+from src.cli import default_decoders, default_threads
+from src.contract import CheckpointError, log_power_db
 from src.decoding import Decoders
-from src.features import features, log_power_spectrogram
-from src.model import for_inference
+from src.distributed import resolve_device
 from src.onnx_engine import OnnxModel
 
 PRECISIONS = ("auto", "fp32", "bf16")
 ENGINES = ("auto", "torch", "onnx")
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
+def resolve_precision(precision: str, device: str) -> str:
     """'auto' means bf16 where the hardware computes it natively (CPUs with AVX512-BF16 or AMX, recent GPUs)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision != "auto":
         return precision
-    if device.type == "cuda":
+    import torch
+
+    if str(device).startswith("cuda"):
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     try:
         native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -53,18 +53,21 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if native else "fp32"
 
 
-def resolve_engine(engine: str, device: torch.device, precision: str) -> str:
+def resolve_engine(engine: str, device: str, precision: str) -> str:
     """'auto' means ONNX Runtime on the CPU (fp32, faster than PyTorch's fp32 kernels) unless bf16 is asked
     for or onnxruntime is not installed; PyTorch on a GPU."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    if engine == "onnx" and device.type != "cpu":
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    on_cpu = str(device) == "cpu"
+    if engine == "onnx" and not on_cpu:
         raise ValueError(f"the onnx engine runs on the CPU, not {device}; use --engine torch for a GPU")
     if engine == "onnx" and precision == "bf16":
         raise ValueError("the onnx engine computes in fp32; use --engine torch for --precision bf16")
     if engine != "auto":
         return engine
-    usable = device.type == "cpu" and precision != "bf16" and importlib.util.find_spec("onnxruntime") is not None
+    usable = on_cpu and precision != "bf16" and importlib.util.find_spec("onnxruntime") is not None
     return "onnx" if usable else "torch"
 
 
@@ -90,22 +93,30 @@ class Detector:
 
     def __init__(self, weights: str | os.PathLike, architecture: str | None = None, device: str = "auto",
                  batch_size: int = DEFAULT_BATCH_SIZE, precision: str = "auto", engine: str = "auto",
-                 decoders: int | None = None):
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+                 decoders: int | None = None, threads: int | None = None):
+        self.device = resolve_device(str(device))
         self.weights = str(weights)
-        self.info = read_model_info(weights, architecture)
-        if self.info.mp3_kbps not in (0, 48):
-            raise CheckpointError(f"{weights}: mp3_kbps {self.info.mp3_kbps} unsupported (0 or 48)")
-        native_precision = resolve_precision(precision, self.device)
         self.engine = resolve_engine(engine, self.device, precision)
-        if self.engine == "onnx":
-            self.model = OnnxModel(weights, torch.get_num_threads())
+        self.threads = default_threads() if threads is None else threads
+        if self.engine == "onnx":  # no PyTorch once the export is cached
+            self.model = OnnxModel(weights, self.threads)
+            self.info = self.model.info
+            if architecture is not None and self.info.architecture != architecture:
+                raise CheckpointError(f"{weights}: holds a {self.info.architecture.upper()} model, "
+                                      f"not a {architecture.upper()}")
             self.precision = "fp32"
         else:
-            self.model = for_inference(load_model(weights, architecture)[0]).to(self.device)
-            self.precision = native_precision
+            import torch
+
+            from src.checkpoint import load_model
+            from src.model import for_inference
+
+            torch.set_num_threads(self.threads)
+            model, self.info = load_model(weights, architecture)
+            self.model = for_inference(model).to(self.device)
+            self.precision = resolve_precision(precision, self.device)
+        if self.info.mp3_kbps not in (0, 48):
+            raise CheckpointError(f"{weights}: mp3_kbps {self.info.mp3_kbps} unsupported (0 or 48)")
         self.batch_size = batch_size
         self.decoders = default_decoders() if decoders is None else decoders  # processes; 0 = one thread
 
@@ -113,20 +124,24 @@ class Detector:
     def description(self) -> dict:
         return {"architecture": self.info.architecture, "weights": self.weights, "threshold": self.info.threshold}
 
-    @torch.inference_mode()
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         """P(AI) of each 3-s window in [N, 48000], computed in batches."""
-        scores = [self._score_batch(torch.from_numpy(windows[i:i + self.batch_size]).to(self.device))
-                  for i in range(0, len(windows), self.batch_size)]
+        scores = [self._score_batch(windows[i:i + self.batch_size]) for i in range(0, len(windows), self.batch_size)]
         return np.concatenate(scores) if scores else np.zeros(0, np.float32)
 
-    def _score_batch(self, windows: torch.Tensor) -> np.ndarray:
+    def _score_batch(self, windows: np.ndarray) -> np.ndarray:
         if self.engine == "onnx":  # dB spectrograms in, P(AI) out: the normalisation is inside the model
-            return self.model(log_power_spectrogram(windows).numpy())
-        x = features(windows, self.info.stats).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            logits = self.model(x)
-        return torch.softmax(logits.float(), dim=1)[:, 0].cpu().numpy()
+            return self.model(log_power_db(windows))
+        import torch
+
+        from src.features import features
+
+        with torch.inference_mode():
+            x = features(torch.from_numpy(windows).to(self.device), self.info.stats)
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                logits = self.model(x)
+            return torch.softmax(logits.float(), dim=1)[:, 0].cpu().numpy()
 
     def analyse(self, path: str | os.PathLike) -> dict:
         """Result for one file: the original's fields, the timeline and the model, or an error."""

@@ -21,8 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from src.atomic import append_text_atomic, write_text_atomic
-from src.checkpoint import CheckpointError
-from src.cli import HelpFormatter, add_engine_arguments, positive_int, use_threads
+from src.cli import HelpFormatter, add_engine_arguments, positive_int
+from src.contract import CheckpointError
 from src.distributed import Distributed
 from src.inference import DEFAULT_BATCH_SIZE, Detector, find_inputs
 from src.report import ReportWriter
@@ -259,11 +259,10 @@ def main(architecture: str, default_weights: str, default_log_dir: str, argv: li
         check_scan_arguments(parser, args, fmt, int(os.environ.get("WORLD_SIZE", "1")))
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         parser.error("--threshold must be between 0 and 1")
-    use_threads(args.threads)
     ddp = Distributed(args.device, timeout=datetime.timedelta(days=7))  # ranks wait for the slowest at the end
     try:
-        detector = Detector(args.weights, architecture, str(ddp.device), args.batch_size, args.precision,
-                            args.engine, args.decoders)
+        detector = Detector(args.weights, architecture, ddp.device_name, args.batch_size, args.precision,
+                            args.engine, args.decoders, args.threads)
     except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

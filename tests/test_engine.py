@@ -240,3 +240,22 @@ def test_decoders_do_not_outlive_a_killed_command(cnn_run: TrainingRun, tmp_path
     while any(map(running, decoders)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in decoders if running(pid)], "decoders outlived their parent"
+
+
+def test_cpu_scan_runs_without_pytorch_once_exported(tmp_path: Path, inference_inputs: InferenceInputs):
+    # A `torch` that cannot be imported stands first on the path: the ONNX engine must not need the real one
+    # once the checkpoint's export is cached (the first run makes it, with PyTorch).
+    blocker = tmp_path / "blocker"
+    (blocker / "torch").mkdir(parents=True)
+    (blocker / "torch" / "__init__.py").write_text("raise ImportError('PyTorch was imported')\n")
+    weights = REPO / "pretrained_weights" / "CNN_Ai-SPY.pth"
+    command = ["-m", "src.inference_CNN", inference_inputs.folder, "--model", weights, "--format", "jsonl",
+               "--no-progress"]
+    first = run_python(*command)
+    assert first.returncode == 0, describe(first)
+    blocked = run_python(*command, env={"PYTHONPATH": str(blocker)})
+    assert blocked.returncode == 0, describe(blocked)
+    assert blocked.stdout == first.stdout
+    assert len(blocked.stdout.splitlines()) == len(inference_inputs.audio)
+    unexported = run_python(*command, "--engine", "torch", env={"PYTHONPATH": str(blocker)})
+    assert unexported.returncode != 0 and "PyTorch was imported" in unexported.stderr  # the blocker works

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from src.audio import load_audio
+from src.contract import log_power_db
 from src.features import (
     ORIGINAL_MEAN,
     ORIGINAL_STD,
@@ -20,6 +22,8 @@ from src.features import (
 )
 from src.stats import RunningMoments
 from tests.synth import ai_like, human_like
+
+ASSET = Path(__file__).resolve().parent.parent / "assets" / "sample_human.mp3"
 
 
 def librosa_reference(y: np.ndarray) -> np.ndarray:
@@ -46,6 +50,16 @@ def test_matches_librosa(kind: str):
     assert got.shape == expected.shape == (1025, 94)
     np.testing.assert_allclose(got, expected, atol=0.02)
     assert np.abs(got - expected).mean() < 1e-3
+
+
+@pytest.mark.parametrize("kind", ["ai", "human", "noise", "silence"])
+def test_numpy_spectrogram_of_the_onnx_engine_matches_pytorch_and_librosa(kind: str):
+    batch = np.stack([clip(kind, seed=5), 0.01 * clip(kind, seed=6), load_audio(ASSET)[:48000]])
+    got = log_power_db(batch)
+    assert got.dtype == np.float32 and got.shape == (3, 1025, 94) and got.flags.c_contiguous
+    np.testing.assert_allclose(got, log_power_spectrogram(torch.from_numpy(batch)).numpy(), atol=0.01)
+    for one, y in zip(got, batch, strict=True):
+        np.testing.assert_allclose(one, librosa_reference(y), atol=0.02)
 
 
 def test_range_is_0_to_minus_80_db():
