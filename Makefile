@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SOURCES ?= ../shared/data
+CODEC ?= mp3
 TRAINSET ?= data
 
 .PHONY: demo test browser ffmpeg lint bench bench-avx2 bench-scan recipe-deps training-data public-corpus clean-venv
@@ -67,7 +68,7 @@ SNAPSHOTS ?=
 CORPUS ?= corpus
 public-corpus: $(VENV)/.installed
 	$(PY) -m data.build_public_corpus $(if $(SNAPSHOTS),--snapshots $(SNAPSHOTS)) --out $(CORPUS)
-	$(PY) -m data.convert_and_divide --root $(CORPUS)
+	$(PY) -m data.convert_and_divide --root $(CORPUS) --codec $(CODEC)
 	$(PY) getGlobalStats.py --root $(CORPUS)
 
 clean-venv:
