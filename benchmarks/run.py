@@ -71,15 +71,17 @@ def measure(task: str, *args: str | Path) -> dict:
     return run_child("benchmarks.measure", task, *args)[0]
 
 
-def machine(threads: int, cpu_line: str) -> str:
+def machine(threads: int | None, cpu_line: str) -> str:
     cpu = platform.processor() or "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
         names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
                  if line.startswith("model name")]
         cpu = names[0] if names else cpu
+    model_threads = f"{default_threads('onnx')} (ONNX Runtime), {default_threads()} (PyTorch)"
     return (f"{usable_cores()} cores ({cpu}), torch {torch.__version__}, Python {platform.python_version()}, "
-            f"model threads {threads}, {default_decoders()} decoding processes. {cpu_line}"
+            f"model threads {threads or model_threads}, "
+            f"{default_decoders()} decoding processes. {cpu_line}"
             + (" (simulated with --simulate-avx2)" if os.environ.get("ONEDNN_MAX_CPU_ISA") else "")
             + ". ONNX Runtime picks its kernels from the CPU itself: --simulate-avx2 does not reach it")
 
@@ -140,13 +142,13 @@ def original_rows(audio: dict) -> list[str]:
     return rows
 
 
-def inference_rows(audio: dict, threads: int, precisions: list[str], native_bf16: bool) -> list[str]:
+def inference_rows(audio: dict, threads: int | None, precisions: list[str], native_bf16: bool) -> list[str]:
     rows = []
     variants = [("onnx", "fp32")] + [("torch", p) for p in precisions if p != "auto" or native_bf16]
     for arch in ("cnn", "vit"):
         for engine, precision in variants:
-            common = ["--arch", arch, "--weights", WEIGHTS[arch], "--precision", precision, "--threads", str(threads),
-                      "--engine", engine]
+            common = ["--arch", arch, "--weights", WEIGHTS[arch], "--precision", precision,
+                      "--threads", str(threads or default_threads(engine)), "--engine", engine]
             model = measure("model", *common)
             folder = measure("infer", *audio["short"], *common)
             long = measure("infer", audio["long"], *common)
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long-minutes", type=float, default=60.0, help="length of the long file")
     parser.add_argument("--short-files", type=int, default=30, help="number of 20-s files in the folder test")
     parser.add_argument("--corpus-minutes", type=float, default=30.0, help="audio for the convert_and_divide test")
-    parser.add_argument("--threads", type=int, default=default_threads(), help="model threads")
+    parser.add_argument("--threads", type=int, help="model threads (default: as the commands choose for each engine)")
     parser.add_argument("--precision", action="append", choices=["auto", "fp32", "bf16"],
                         help="precisions to measure (repeatable; default: auto and fp32)")
     parser.add_argument("--train-clips", type=int, default=256, help="clips per training-speed measurement")

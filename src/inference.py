@@ -97,7 +97,7 @@ class Detector:
         self.device = resolve_device(str(device))
         self.weights = str(weights)
         self.engine = resolve_engine(engine, self.device, precision)
-        self.threads = default_threads() if threads is None else threads
+        self.threads = default_threads(self.engine) if threads is None else threads
         if self.engine == "onnx":  # no PyTorch once the export is cached
             self.model = OnnxModel(weights, self.threads)
             self.info = self.model.info
