@@ -160,7 +160,7 @@ def inference_rows(audio: dict, threads: int | None, precisions: list[str], nati
                 f"| {long['audio_s'] / long['engine_s']:.0f}x ({long['engine_s']:.1f} s for "
                 f"{long['audio_s'] / 60:.0f} min) | {model['batch1']:.0f} | {model['batch64']:.0f} "
                 f"| {long['peak_mb']:.0f} MB | {minute['peak_mb']:.0f} MB "
-                f"(+{100 * (long['peak_mb'] / minute['peak_mb'] - 1):.1f}%) | {long['load_s']:.1f} s |")
+                f"({100 * (long['peak_mb'] / minute['peak_mb'] - 1):+.1f}%) | {long['load_s']:.1f} s |")
             print(rows[-1], flush=True)
     return rows
 
