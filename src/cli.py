@@ -41,9 +41,11 @@ def usable_cores() -> int:
 
 
 def default_threads(engine: str = "torch") -> int:
-    """Model threads: every usable core for ONNX Runtime (idle threads sleep: make bench measured 10-25 %
-    faster than one thread on 2 cores, decoders busy), all but one for PyTorch (its threads spin)."""
-    return usable_cores() if engine == "onnx" else max(1, usable_cores() - 1)
+    """Model threads: every usable core for ONNX Runtime (idle threads sleep: on 2 cores 4-27 % faster than
+    one thread, decoders busy), all but one for PyTorch (its threads spin); shared between the torchrun
+    processes of one machine, like the decoders."""
+    cores = max(1, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return cores if engine == "onnx" else max(1, cores - 1)
 
 
 def default_decoders() -> int:
