@@ -29,7 +29,6 @@ from src.train import train_one_epoch
 
 def infer(args: argparse.Namespace) -> dict:
     """End to end: decode, normalise, window, features, model, results."""
-    torch.set_num_threads(args.threads)
     started = time.perf_counter()
     detector = Detector(args.weights, args.arch, "cpu", args.batch_size, args.precision, args.engine,
                         threads=args.threads)
@@ -49,7 +48,6 @@ def infer(args: argparse.Namespace) -> dict:
 def model_speed(args: argparse.Namespace) -> dict:
     """Windows per second through the model alone (the engine the commands would use), on ready-made
     spectrograms."""
-    torch.set_num_threads(args.threads)
     detector = Detector(args.weights, args.arch, "cpu", precision=args.precision, engine=args.engine,
                         threads=args.threads)
     speeds = {}

@@ -41,7 +41,7 @@ def usable_cores() -> int:
 
 
 def default_threads(engine: str = "torch") -> int:
-    """Model threads: every usable core for ONNX Runtime (idle threads sleep: on 2 cores 4-27 % faster than
+    """Model threads: every usable core for ONNX Runtime (idle threads sleep: on 2 cores 4-26 % faster than
     one thread, decoders busy), all but one for PyTorch (its threads spin); shared between the torchrun
     processes of one machine, like the decoders."""
     cores = max(1, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))

@@ -2,7 +2,8 @@
 spectrogram in NumPy.
 
 The inference commands on a CPU (ONNX Runtime) need nothing else, so they start without importing
-PyTorch (about 1 s and 200 MB saved on every start). `src.features.log_power_spectrogram` computes
+PyTorch (its import took about 1 s of every start; make bench: a one-hour file now peaks at 190 MB
+for the CNN command, 0.6-0.7 GB before). `src.features.log_power_spectrogram` computes
 the same spectrogram with PyTorch for training and the PyTorch engine; `tests/test_features.py`
 holds the two within 0.01 dB of each other.
 """

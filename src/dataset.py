@@ -39,7 +39,7 @@ def clips_mp3_kbps(items: list[Item]) -> int:
     if len(lossy) > 1:
         raise ValueError("the clips mix mp3 and lossless files: convert the whole tree with one "
                          "--codec (python -m data.convert_and_divide)")
-    return MP3_BITRATE_KBPS if lossy != {False} else 0
+    return MP3_BITRATE_KBPS if True in lossy else 0
 
 
 def source_of(path: str | os.PathLike) -> str:

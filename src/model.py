@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from src.contract import LABELS, N_FRAMES, N_FREQ  # noqa: F401  (LABELS re-exported)
+from src.contract import N_FRAMES, N_FREQ
 
 # Keys of layers the original CNN defines but never runs; dropped when loading its weights.
 UNUSED_ORIGINAL_CNN_PREFIXES = ("conv6.", "bn6.", "conv7.", "bn7.")

@@ -257,5 +257,5 @@ def test_cpu_scan_runs_without_pytorch_once_exported(tmp_path: Path, inference_i
     assert blocked.returncode == 0, describe(blocked)
     assert blocked.stdout == first.stdout
     assert len(blocked.stdout.splitlines()) == len(inference_inputs.audio)
-    unexported = run_python(*command, "--engine", "torch", env={"PYTHONPATH": str(blocker)})
-    assert unexported.returncode != 0 and "PyTorch was imported" in unexported.stderr  # the blocker works
+    torch_engine = run_python(*command, "--engine", "torch", env={"PYTHONPATH": str(blocker)})
+    assert torch_engine.returncode != 0 and "PyTorch was imported" in torch_engine.stderr  # the blocker works
