@@ -12,19 +12,21 @@ import os
 import torch
 from torch.nn import functional as F
 
-from src.audio import MP3_BITRATE_KBPS
 from src.checkpoint import CheckpointError, load_model
 from src.features import Stats
 
 
 class Teacher:
-    """A frozen checkpoint that scores windows normalised with the student's statistics."""
+    """A frozen checkpoint that scores windows normalised with the student's statistics.
 
-    def __init__(self, path: str | os.PathLike, student_stats: Stats, device: torch.device):
+    `mp3_kbps` is the codec the training windows went through (0: lossless clips); the teacher must
+    have been trained on windows coded the same way."""
+
+    def __init__(self, path: str | os.PathLike, student_stats: Stats, mp3_kbps: int, device: torch.device):
         model, info = load_model(path)
-        if info.mp3_kbps != MP3_BITRATE_KBPS:
-            raise CheckpointError(f"{path}: expects inputs through a {info.mp3_kbps} kbps mp3 codec, "
-                                  f"the student's windows pass through {MP3_BITRATE_KBPS} kbps")
+        if info.mp3_kbps != mp3_kbps:
+            raise CheckpointError(f"{path}: expects inputs through {describe_codec(info.mp3_kbps)}, "
+                                  f"the training windows pass through {describe_codec(mp3_kbps)}")
         self.model = model.to(device).eval().requires_grad_(False)
         # student-normalised x -> dB -> teacher-normalised: x * s_std / t_std + (s_mean - t_mean) / t_std
         self.scale = student_stats.std / info.stats_std
@@ -34,6 +36,10 @@ class Teacher:
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """The teacher's logits (AI, human) for a batch of student-normalised windows."""
         return self.model(x * self.scale + self.shift).float()
+
+
+def describe_codec(mp3_kbps: int) -> str:
+    return f"a {mp3_kbps} kbps mp3 round trip" if mp3_kbps else "no mp3 round trip (lossless clips)"
 
 
 def distillation_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor | None,

@@ -366,7 +366,7 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     teacher = None
     if args.teacher:
         try:
-            teacher = Teacher(args.teacher, stats, ddp.device)
+            teacher = Teacher(args.teacher, stats, mp3_kbps, ddp.device)
         except CheckpointError as exc:
             print(f"error: --teacher: {exc}", file=sys.stderr)
             return 2

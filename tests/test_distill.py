@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from src.audio import MP3_BITRATE_KBPS
 from src.checkpoint import load_model, save_checkpoint
 from src.distill import Teacher, distillation_loss
 from src.features import N_FRAMES, N_FREQ, Stats
@@ -32,7 +33,7 @@ def test_teacher_sees_the_windows_in_its_own_normalisation(cnn_run: TrainingRun,
     model, _ = load_model(weights)
     student_stats = Stats(-62.0, 17.0)
     db = -60 + 15 * torch.randn(4, 1, N_FREQ, N_FRAMES, generator=torch.Generator().manual_seed(0))
-    teacher = Teacher(weights, student_stats, torch.device("cpu"))
+    teacher = Teacher(weights, student_stats, MP3_BITRATE_KBPS, torch.device("cpu"))
     with torch.no_grad():
         expected = model((db + 40.0) / 8.0)
     got = teacher.logits(student_stats.normalise(db))

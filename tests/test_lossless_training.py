@@ -15,7 +15,7 @@ from data.convert_and_divide import converted_name
 from src.audio import CLIP_SAMPLES, SAMPLE_RATE, load_audio, mp3_normalise, window_starts
 from src.checkpoint import read_checkpoint
 from src.inference import Detector
-from tests.conftest import TRAIN_OPTIONS
+from tests.conftest import TRAIN_OPTIONS, TrainingRun
 from tests.helpers import describe, run_module, run_python
 from tests.synth import make_corpus
 
@@ -96,3 +96,20 @@ def test_a_tree_mixing_mp3_and_lossless_clips_is_refused(lossless: LosslessRun, 
     assert result.returncode == 2, describe(result)
     assert "mix mp3 and lossless" in result.stderr
     assert not (tmp_path / "m.pth").exists()
+
+
+def test_a_lossless_student_distils_from_a_lossless_teacher_only(lossless: LosslessRun, cnn_run: TrainingRun,
+                                                                    tmp_path: Path):
+    student = tmp_path / "student.pth"
+    result = run_module("src.train_CNN", "--root", lossless.root, "--output", student, "--log-dir", tmp_path / "l",
+                        "--epochs", "1", "--teacher", lossless.weights, *TRAIN_OPTIONS)
+    assert result.returncode == 0, describe(result)
+    info = read_checkpoint(student)["info"]
+    assert info["mp3_kbps"] == 0 and info["trained_on"]["teacher"] == str(lossless.weights)
+
+    mismatched = tmp_path / "mismatched.pth"
+    result = run_module("src.train_CNN", "--root", lossless.root, "--output", mismatched, "--log-dir", tmp_path / "m",
+                        "--epochs", "1", "--teacher", cnn_run.output, *TRAIN_OPTIONS)
+    assert result.returncode == 2, describe(result)
+    assert "48 kbps mp3 round trip" in result.stderr and "no mp3 round trip" in result.stderr
+    assert not mismatched.exists()
