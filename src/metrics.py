@@ -152,3 +152,33 @@ def detection_metrics(labels: np.ndarray, p_ai: np.ndarray, threshold: float) ->
         "false_alarm_rate": fp / max(1, int((~is_ai).sum())),
         "miss_rate": fn / max(1, int(is_ai.sum())),
     }
+
+
+def paired_bootstrap_eer(labels: np.ndarray, p_ai_a: np.ndarray, p_ai_b: np.ndarray, resamples: int = 2000,
+                         seed: int = 0) -> dict:
+    """EER of detector B minus detector A on the same recordings, with a 95 % bootstrap interval.
+
+    Each resample draws the human and the AI recordings with replacement, separately (so both
+    classes keep their size), and scores both detectors on the same draw. Recordings of one source
+    are correlated, so the interval is a lower bound on the real uncertainty.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    scores = np.stack([np.asarray(p_ai_a, dtype=np.float64), np.asarray(p_ai_b, dtype=np.float64)])
+    human, ai = np.flatnonzero(labels == HUMAN), np.flatnonzero(labels == AI)
+    if human.size == 0 or ai.size == 0:
+        raise ValueError("need recordings of both classes")
+
+    def eers(rows: np.ndarray) -> np.ndarray:
+        is_ai = labels[rows] == AI
+        return np.array([equal_error_rate(-s[rows][~is_ai], -s[rows][is_ai])[0] for s in scores])
+
+    eer_a, eer_b = eers(np.arange(labels.size))
+    rng = np.random.default_rng(seed)
+    differences = np.empty(resamples)
+    for i in range(resamples):
+        rows = np.concatenate([rng.choice(human, human.size), rng.choice(ai, ai.size)])
+        a, b = eers(rows)
+        differences[i] = b - a
+    low, high = np.percentile(differences, [2.5, 97.5]) if resamples else (math.nan, math.nan)
+    return {"n_human": int(human.size), "n_ai": int(ai.size), "eer_a": float(eer_a), "eer_b": float(eer_b),
+            "difference": float(eer_b - eer_a), "low": float(low), "high": float(high), "resamples": resamples}

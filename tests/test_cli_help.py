@@ -20,6 +20,8 @@ COMMANDS = {
                       ["PATH", "--model", "--format", "--output", "--batch-size", "--human-dir", "--ai-dir",
                        "CNN_Ai-SPY.pth"]),
     "inference_ViT": (["-m", "src.inference_ViT"], ["PATH", "--model", "--human-dir", "ViT_Ai-SPY.pth"]),
+    "compare_reports": (["-m", "src.compare_reports"], ["first", "second", "--resamples", "(default: 2000)",
+                                                        "--json"]),
 }
 
 
