@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.cli import HelpFormatter
+from src.cli import HelpFormatter, positive_int
 from src.metrics import AI, HUMAN, paired_bootstrap_eer
 
 
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=HelpFormatter)
     parser.add_argument("first", type=Path, help="report A (e.g. the shipped model's)")
     parser.add_argument("second", type=Path, help="report B (e.g. a candidate's), on the same recordings")
-    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the resampling")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     return parser

@@ -165,8 +165,8 @@ def paired_bootstrap_eer(labels: np.ndarray, p_ai_a: np.ndarray, p_ai_b: np.ndar
     labels = np.asarray(labels, dtype=np.int64)
     scores = np.stack([np.asarray(p_ai_a, dtype=np.float64), np.asarray(p_ai_b, dtype=np.float64)])
     human, ai = np.flatnonzero(labels == HUMAN), np.flatnonzero(labels == AI)
-    if human.size == 0 or ai.size == 0:
-        raise ValueError("need recordings of both classes")
+    if human.size == 0 or ai.size == 0 or resamples < 1:
+        raise ValueError("need recordings of both classes and at least one resample")
 
     def eers(rows: np.ndarray) -> np.ndarray:
         is_ai = labels[rows] == AI
@@ -179,6 +179,6 @@ def paired_bootstrap_eer(labels: np.ndarray, p_ai_a: np.ndarray, p_ai_b: np.ndar
         rows = np.concatenate([rng.choice(human, human.size), rng.choice(ai, ai.size)])
         a, b = eers(rows)
         differences[i] = b - a
-    low, high = np.percentile(differences, [2.5, 97.5]) if resamples else (math.nan, math.nan)
+    low, high = np.percentile(differences, [2.5, 97.5])
     return {"n_human": int(human.size), "n_ai": int(ai.size), "eer_a": float(eer_a), "eer_b": float(eer_b),
             "difference": float(eer_b - eer_a), "low": float(low), "high": float(high), "resamples": resamples}
