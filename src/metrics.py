@@ -118,6 +118,11 @@ def format_validation_line(epoch: int, report: Report) -> str:
     return f"\nValidation {epoch}: {_head(report)}, EER: {report.eer}"
 
 
+def eer_of_p_ai(is_ai: np.ndarray, p_ai: np.ndarray) -> tuple[float, float]:
+    """EER and its bona fide threshold from P(AI), scored as -P(AI) (see `detection_metrics`)."""
+    return equal_error_rate(-p_ai[~is_ai], -p_ai[is_ai])
+
+
 def detection_metrics(labels: np.ndarray, p_ai: np.ndarray, threshold: float) -> dict:
     """Detector-level metrics with AI as the positive class (what the evaluate command reports).
 
@@ -130,7 +135,7 @@ def detection_metrics(labels: np.ndarray, p_ai: np.ndarray, threshold: float) ->
     p_ai = np.asarray(p_ai, dtype=np.float64)
     is_ai = labels == AI
     predicted_ai = p_ai >= threshold
-    eer, eer_threshold_bonafide = equal_error_rate(-p_ai[~is_ai], -p_ai[is_ai])
+    eer, eer_threshold_bonafide = eer_of_p_ai(is_ai, p_ai)
     tp = int((predicted_ai & is_ai).sum())
     fp = int((predicted_ai & ~is_ai).sum())
     fn = int((~predicted_ai & is_ai).sum())
@@ -170,7 +175,7 @@ def paired_bootstrap_eer(labels: np.ndarray, p_ai_a: np.ndarray, p_ai_b: np.ndar
 
     def eers(rows: np.ndarray) -> np.ndarray:
         is_ai = labels[rows] == AI
-        return np.array([equal_error_rate(-s[rows][~is_ai], -s[rows][is_ai])[0] for s in scores])
+        return np.array([eer_of_p_ai(is_ai, s[rows])[0] for s in scores])
 
     eer_a, eer_b = eers(np.arange(labels.size))
     rng = np.random.default_rng(seed)
