@@ -25,11 +25,15 @@ def recordings(p_ai_of, n: int = 60) -> list[tuple[str, str, float]]:
     return [(f"{label}/{i}.flac", label, p_ai_of(label, rng)) for label in ("human", "ai") for i in range(n)]
 
 
-def test_the_shipped_reports_compare_on_the_same_test_pool_built_in_two_places(capsys):
-    """The CNN's test report was scored on corpus v3, the ViT's on v4: paths differ, recordings match."""
+def test_the_shipped_reports_compare_when_one_pool_was_built_in_another_folder(tmp_path, capsys):
+    """Recordings are matched below their manifest's folder, so a corpus rebuilt elsewhere still pairs up."""
     cnn, vit = (json.loads((REPORTS / f"{m}_Ai-SPY_test.json").read_text()) for m in ("CNN", "ViT"))
-    assert Path(cnn["data"]).parent != Path(vit["data"]).parent
-    assert main([str(REPORTS / "CNN_Ai-SPY_test.json"), str(REPORTS / "ViT_Ai-SPY_test.json"), "--json",
+    folder = str(Path(vit["data"]).parent)
+    moved = {**vit, "data": "/elsewhere/corpus/manifest.csv",
+             "scores": [{**row, "path": row["path"].replace(folder, "/elsewhere/corpus", 1)} for row in vit["scores"]]}
+    assert all(row["path"].startswith("/elsewhere/corpus/") for row in moved["scores"])
+    (tmp_path / "vit.json").write_text(json.dumps(moved))
+    assert main([str(REPORTS / "CNN_Ai-SPY_test.json"), str(tmp_path / "vit.json"), "--json",
                  "--resamples", "200"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["n_human"], result["n_ai"]) == (cnn["overall"]["n_human"], cnn["overall"]["n_ai"])
