@@ -146,13 +146,19 @@ def _info_and_weights(path: Path, architecture: str | None) -> tuple[ModelInfo, 
     return info, state
 
 
-def set_threshold(path: str | os.PathLike, threshold: float) -> None:
-    """Store a new decision threshold (P(AI) at or above it = AI) in a checkpoint, atomically."""
+def check_threshold_storable(path: str | os.PathLike) -> dict:
+    """The checkpoint's payload if it may store a threshold; else CheckpointError says why not."""
     if Path(path).name in recorded_checksums(Path(path).parent):
         raise CheckpointError(f"{path}: shipped weights are checksummed; copy the file elsewhere to change it")
     payload = read_checkpoint(path)
     if _is_original_cnn(payload) or "info" not in payload:
         raise CheckpointError(f"{path}: only this toolkit's checkpoints can store a threshold")
+    return payload
+
+
+def set_threshold(path: str | os.PathLike, threshold: float) -> None:
+    """Store a new decision threshold (P(AI) at or above it = AI) in a checkpoint, atomically."""
+    payload = check_threshold_storable(path)
     payload["info"]["threshold"] = float(threshold)
     buffer = io.BytesIO()
     torch.save(payload, buffer)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from src.atomic import write_bytes_atomic, write_text_atomic
 from src.audio import list_audio_files
-from src.checkpoint import CheckpointError, set_threshold
+from src.checkpoint import CheckpointError, check_threshold_storable, set_threshold
 from src.cli import HelpFormatter, add_engine_arguments
 from src.inference import Detector
 from src.metrics import AI, HUMAN, detection_metrics
@@ -153,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give either --manifest or both --human-dir and --ai-dir")
     if not args.manifest and not (args.human_dir and args.ai_dir):
         parser.error("--human-dir and --ai-dir go together")
+    if args.fit_threshold:  # refuse before scoring, not after minutes of it
+        try:
+            check_threshold_storable(args.weights)
+        except (CheckpointError, OSError) as exc:
+            print(f"error: --fit-threshold: {exc}", file=sys.stderr)
+            return 2
     try:
         detector = Detector(args.weights, device=args.device, precision=args.precision, engine=args.engine,
                             decoders=args.decoders, threads=args.threads)

@@ -280,6 +280,19 @@ def test_unknown_label_in_manifest_is_a_clear_error(data_tree: DataTree, cnn_run
     assert not report_path.exists()
 
 
+def test_fit_threshold_on_shipped_weights_is_refused_before_scoring(data_tree: DataTree, tmp_path: Path):
+    shipped = Path(__file__).resolve().parent.parent / "pretrained_weights" / "CNN_Ai-SPY.pth"
+    before = shipped.read_bytes()
+    report_path = tmp_path / "report.json"
+    code, out, err = evaluate_command("--weights", shipped, "--human-dir", data_tree.sources["human"][0].parent,
+                                      "--ai-dir", data_tree.sources["ai"][0].parent, "--report", report_path,
+                                      "--fit-threshold")
+    assert code == 2, f"{out}\n{err}"
+    assert "error: --fit-threshold:" in err and "checksummed" in err and "Traceback" not in err
+    assert not report_path.exists()  # refused before any scoring
+    assert shipped.read_bytes() == before
+
+
 @pytest.mark.parametrize("args", [
     ["--manifest", "m.csv", "--human-dir", "h"],  # both ways of giving data
     ["--human-dir", "h"],  # a folder without its partner
