@@ -15,30 +15,16 @@ from src.contract import N_FRAMES, N_FREQ
 
 # Keys of layers the original CNN defines but never runs; dropped when loading its weights.
 UNUSED_ORIGINAL_CNN_PREFIXES = ("conv6.", "bn6.", "conv7.", "bn7.")
-CHANNEL_NORMS = ("none", "time-mean")
-
-
-def remove_channel(x: torch.Tensor) -> torch.Tensor:
-    """Each frequency bin minus its mean over the clip's frames (cepstral mean normalisation on the spectrogram).
-
-    A microphone's or page's fixed colouring, its loudness and a band-limit's empty bins are constant in
-    time, so they vanish; what changes from frame to frame (where vocoder artefacts live) stays.
-    """
-    return x - x.mean(dim=-1, keepdim=True)
 
 
 class CNN(nn.Module):
     """Five conv blocks (conv -> batchnorm -> leaky ReLU -> max-pool) and two linear layers.
 
     Layer names and shapes are the original `CNNTest`'s, so its state_dict loads.
-    channel_norm="time-mean" subtracts each bin's mean over the clip first (`remove_channel`).
     """
 
-    def __init__(self, dropout: float = 0.1, channel_norm: str = "none"):
+    def __init__(self, dropout: float = 0.1):
         super().__init__()
-        if channel_norm not in CHANNEL_NORMS:
-            raise ValueError(f"channel_norm must be one of {CHANNEL_NORMS}, got {channel_norm!r}")
-        self.channel_norm = channel_norm
         blocks = [  # (in, out, kernel, padding, pool)
             (1, 16, (8, 4), (4, 2), 4),
             (16, 32, (6, 3), (3, 2), 3),
@@ -56,8 +42,6 @@ class CNN(nn.Module):
         self.fc2 = nn.Linear(100, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channel_norm == "time-mean":
-            x = remove_channel(x)
         for i, pool in enumerate(self.pools, start=1):
             x = getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(x))
             # leaky ReLU is increasing, so pooling first gives the same values on up to 16x fewer elements

@@ -65,9 +65,7 @@ class ArchSpec:
     val_log_name: str
     incorrect_log_name: str
     validation_epoch_base: int  # the original numbers CNN validation epochs from 0, ViT from 1
-    # flag -> add_argument keywords (type or choices, default, help); "weight_free": True marks a setting that
-    # changes no weight's shape or meaning, so a fine-tune may change it from its --init-weights
-    model_options: dict = field(default_factory=dict)
+    model_options: dict = field(default_factory=dict)  # flag -> add_argument keywords (type or choices, default, help)
 
     @property
     def log_names(self) -> tuple[str, str, str]:
@@ -135,7 +133,7 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
                              "multiplied by T^2); above 1, the student also learns how sure the teacher is")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     for flag, option in spec.model_options.items():  # the default is applied in model_config, not here
-        keywords = {key: value for key, value in option.items() if key not in ("default", "help", "weight_free")}
+        keywords = {key: value for key, value in option.items() if key not in ("default", "help")}
         parser.add_argument(flag, **keywords,
                             help=f"{option['help']} (default: {option['default']}; with --init-weights, that model's)")
     return parser
@@ -151,13 +149,6 @@ def model_config(spec: ArchSpec, args: argparse.Namespace | None, start_config: 
         given = getattr(args, key, None)
         config[key] = given if given is not None else start_config.get(key, option["default"])
     return config
-
-
-def fixed_settings(spec: ArchSpec, config: dict) -> dict:
-    """The settings a fine-tune must keep from its --init-weights: all but the weight-free ones."""
-    free = {flag.lstrip("-").replace("-", "_") for flag, option in spec.model_options.items()
-            if option.get("weight_free")}
-    return {key: value for key, value in config.items() if key not in free}
 
 
 def last_checkpoint_path(output: str | os.PathLike) -> Path:
@@ -388,8 +379,7 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
             print(f"error: --init-weights: {exc}", file=sys.stderr)
             return 2
     config = model_config(spec, args, start_info.config if start_info else {})
-    if start_info is not None and fixed_settings(spec, model_config(spec, None, start_info.config)) != \
-            fixed_settings(spec, config):
+    if start_info is not None and model_config(spec, None, start_info.config) != config:
         print(f"error: --init-weights: {args.init_weights} has settings {start_info.config}, "
               f"this run asks for {config}", file=sys.stderr)
         return 2

@@ -2,7 +2,6 @@
 
 import sys
 
-from src.model import CHANNEL_NORMS
 from src.train import ArchSpec, run
 
 CNN_SPEC = ArchSpec(
@@ -16,12 +15,6 @@ CNN_SPEC = ArchSpec(
     val_log_name="regular_validation1.txt",
     incorrect_log_name="regular_incorrect_validation1.txt",
     validation_epoch_base=0,
-    model_options={
-        "--channel-norm": dict(choices=CHANNEL_NORMS, default="none",
-                               help="time-mean: each frequency bin minus its mean over the clip, so a fixed "
-                                    "microphone or page colouring, loudness and band-limit cannot decide",
-                               weight_free=True),
-    },
 )
 
 if __name__ == "__main__":

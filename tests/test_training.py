@@ -87,7 +87,7 @@ def test_checkpoint_metadata(which: str, request: pytest.FixtureRequest, data_tr
     assert run.output.is_file() and run.last.is_file()
     assert run.last.name == run.output.stem + "_last" + run.output.suffix
     stats = read_stats(data_tree.root / "global_stats.txt")
-    expected_config = {"channel_norm": "none"} if which == "cnn" else {
+    expected_config = {} if which == "cnn" else {
         "patch_size": 32, "embed_dim": 64, "depth": 2, "num_heads": 4, "stem": "patch", "pool": "cls"}
     for path in (run.output, run.last):
         info = read_checkpoint(path)["info"]
