@@ -64,10 +64,12 @@ training-data: $(VENV)/.recipe
 
 # --- the corpus behind pretrained_weights/: public repositories at pinned commits (data/sources.csv) ---
 # SNAPSHOTS: a folder of local repository snapshots; repositories not found there are cloned (needs internet).
+# TRAIN_RATIO: cap on a training repository's larger class, in multiples of its smaller one (default 3).
 SNAPSHOTS ?=
 CORPUS ?= corpus
+TRAIN_RATIO ?=
 public-corpus: $(VENV)/.installed
-	$(PY) -m data.build_public_corpus $(if $(SNAPSHOTS),--snapshots $(SNAPSHOTS)) --out $(CORPUS)
+	$(PY) -m data.build_public_corpus $(if $(SNAPSHOTS),--snapshots $(SNAPSHOTS)) $(if $(TRAIN_RATIO),--train-ratio $(TRAIN_RATIO)) --out $(CORPUS)
 	$(PY) -m data.convert_and_divide --root $(CORPUS) --codec $(CODEC)
 	$(PY) getGlobalStats.py --root $(CORPUS)
 
