@@ -77,6 +77,15 @@ def source_folder(path: str | os.PathLike) -> str:
     return ""
 
 
+def paired_sources_only(items: list[Item]) -> list[Item]:
+    """The clips of source folders that hold both classes: each page is then its own control, so
+    "which page is this" tells nothing about the label (human-only corpora and AI-only pages drop out)."""
+    labels_by_folder: dict[str, set[int]] = {}
+    for path, label in items:
+        labels_by_folder.setdefault(source_folder(path), set()).add(label)
+    return [(path, label) for path, label in items if len(labels_by_folder[source_folder(path)]) == 2]
+
+
 SOURCE_WEIGHTING = {"sqrt": 0.5, "equal": 1.0}  # a clip weighs 1 / size**power of its source folder
 
 

@@ -40,6 +40,7 @@ from src.dataset import (
     Item,
     clips_mp3_kbps,
     labelled_clips,
+    paired_sources_only,
     source_of,
     split_by_source,
 )
@@ -90,6 +91,9 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
                         help="with --clips-per-epoch, within a class: sqrt = a source folder (one repository) "
                              "draws as the square root of its clip count; equal = every source folder draws "
                              "the same, so a big human-only corpus weighs no more than one demo page")
+    parser.add_argument("--paired-sources", action="store_true",
+                        help="train only on source folders that hold both human and AI clips, so the page a "
+                             "clip comes from says nothing about its label (the test split is unchanged)")
     parser.add_argument("--test-fraction", type=float, default=0.2,
                         help="share of training recordings held out as the test split")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -190,6 +194,8 @@ def resume_mismatch(state: dict, args: argparse.Namespace) -> str | None:
         return f"was trained with distillation settings {recorded}, not {wanted}"
     if trained_on.get("clips_per_epoch") != args.clips_per_epoch:
         return f"was trained with --clips-per-epoch {trained_on.get('clips_per_epoch')}"
+    if trained_on.get("paired_sources", False) != args.paired_sources:
+        return f"was trained {'without' if args.paired_sources else 'with'} --paired-sources"
     if trained_on.get("source_weighting", "sqrt") != args.source_weighting:
         return f"was trained with --source-weighting {trained_on.get('source_weighting', 'sqrt')}"
     if ("train_state_dict" in state) != (args.ema > 0):
@@ -347,6 +353,13 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
               "put recordings in *_full and run `python -m data.convert_and_divide` first", file=sys.stderr)
         return 2
     train_items, test_items = split_by_source(items, args.test_fraction, args.seed)
+    if args.paired_sources:
+        train_items = paired_sources_only(train_items)
+        if len({y for _, y in train_items}) < 2:
+            print(f"error: --paired-sources left no source folder under {root / 'ai_split'} and "
+                  f"{root / 'human_split'} with both classes; put a page's human and AI clips in folders of "
+                  "the same name", file=sys.stderr)
+            return 2
     val_items = labelled_clips(root / "validation_set" / "ai_split", root / "validation_set" / "human_split")
     try:
         mp3_kbps = clips_mp3_kbps(items + val_items)
@@ -400,7 +413,7 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
                   "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
                   "bf16": args.bf16, "init_weights": args.init_weights, "schedule": args.schedule,
                   "ema": args.ema, "select": args.select, "clips_per_epoch": args.clips_per_epoch,
-                  "source_weighting": args.source_weighting,
+                  "source_weighting": args.source_weighting, "paired_sources": args.paired_sources,
                   **manifest_facts(root), **distillation_settings(args)}
     info = ModelInfo(spec.architecture, config, stats.mean, stats.std, mp3_kbps=mp3_kbps, trained_on=trained_on)
 

@@ -26,7 +26,7 @@ from data.sources import (
     check_row,
     read_table,
 )
-from src.dataset import EpochSampler, source_folder
+from src.dataset import EpochSampler, paired_sources_only, source_folder
 from tests.helpers import describe, run_module
 from tests.synth import write_recording
 
@@ -249,6 +249,25 @@ def test_epoch_sampler_draws_both_classes_evenly_and_afresh_each_epoch():
     equal = list(EpochSampler(items, 300, seed=1, weighting="equal"))
     small = sum(1 for i in equal if "/small/" in items[i][0])
     assert 0.4 * 150 < small < 0.6 * 150  # equal weighting: half of the AI draws from each folder
+
+
+def test_paired_sources_keeps_only_folders_with_both_classes():
+    items = [("/d/ai_split/page/a_chunk_0.flac", 0), ("/d/human_split/page/h_chunk_0.flac", 1),
+             ("/d/ai_split/ai-only/b_chunk_0.flac", 0), ("/d/human_split/corpus/c_chunk_0.flac", 1),
+             ("/flat/ai/x.flac", 0), ("/flat/human/y.flac", 1)]  # no *_split folder: one folder '', both classes
+    assert paired_sources_only(items) == [items[0], items[1], items[4], items[5]]
+
+
+def test_paired_sources_refuses_a_tree_where_no_page_has_both_classes(tmp_path):
+    for folder, kind in (("ai_split/ai-page", "ai"), ("human_split/human-corpus", "human")):
+        for i in range(2):
+            write_recording(tmp_path / folder / f"{kind}{i}_chunk_0.wav", kind, seconds=3.0, seed=i)
+    result = run_module("src.train_CNN", "--root", tmp_path, "--paired-sources", "--epochs", "1", "--workers", "0",
+                        "--no-progress", "--device", "cpu", "--output", tmp_path / "cnn.pth",
+                        "--log-dir", tmp_path / "logs")
+    assert result.returncode == 2, describe(result)
+    assert "--paired-sources left no source folder" in result.stderr
+    assert not (tmp_path / "cnn.pth").exists()
 
 
 def test_training_on_the_built_corpus_records_its_manifest(corpus, tmp_path):
