@@ -6,7 +6,7 @@ SOURCES ?= ../shared/data
 CODEC ?= mp3
 TRAINSET ?= data
 
-.PHONY: demo test browser ffmpeg lint bench bench-avx2 bench-scan recipe-deps training-data public-corpus clean-venv
+.PHONY: demo test browser ffmpeg lint bench bench-avx2 bench-gpu bench-scan recipe-deps training-data public-corpus clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench-avx2: $(VENV)/.installed ffmpeg
 	$(PY) -m benchmarks.run --simulate-avx2 --output benchmarks/latest-avx2.md
 
 # Peak memory of scanning 2,000 and 20,000 short files (about 10 minutes on 2 cores); see README, "Scanning many files".
+# CUDA paths (parity with the CPU, inference and training speed) on a machine with an NVIDIA GPU, ~4 minutes.
+bench-gpu: $(VENV)/.installed
+	$(PY) -m benchmarks.gpu --output benchmarks/latest-gpu.md
+
 bench-scan: $(VENV)/.installed
 	$(PY) -m benchmarks.scan_memory
 

@@ -37,15 +37,17 @@ ENGINES = ("auto", "torch", "onnx")
 
 
 def resolve_precision(precision: str, device: str) -> str:
-    """'auto' means bf16 where the hardware computes it natively (CPUs with AVX512-BF16 or AMX, recent GPUs)."""
+    """'auto' means bf16 on CPUs that compute it natively (AVX512-BF16 or AMX), else fp32. On a GPU it means
+    fp32: these models are too small for bf16 to pay there (benchmarks/latest-gpu.md: no faster on an H200,
+    the ViT slower at batch 8), and fp32 keeps the scores closest to the CPU's."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision != "auto":
         return precision
+    if str(device).startswith("cuda"):
+        return "fp32"
     import torch
 
-    if str(device).startswith("cuda"):
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     try:
         native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):

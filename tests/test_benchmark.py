@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+import torch
 
 from benchmarks.corpus import RATE, write_mp3
 from benchmarks.memory import PeakMemory
@@ -38,6 +39,13 @@ def test_one_inference_measurement(cnn_run: TrainingRun, tmp_path: Path):
     assert abs(measured["audio_s"] - 10.0) < 0.1
     assert measured["engine_s"] > 0 and measured["peak_mb"] > 50
     assert measured["precision"] in ("fp32", "bf16")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here: the check would run, not refuse")
+def test_gpu_check_without_a_gpu_says_how_to_try_it_on_the_cpu():
+    result = run_module("benchmarks.gpu")
+    assert result.returncode == 2, describe(result)
+    assert "no CUDA device here; use --device cpu" in result.stderr
 
 
 def test_avx2_simulation_reaches_the_measured_process():

@@ -19,7 +19,7 @@ import torch
 
 import src.decoding
 from benchmarks.memory import children
-from src.inference import Detector, resolve_engine
+from src.inference import Detector, resolve_engine, resolve_precision
 from tests.conftest import InferenceInputs, TrainingRun
 from tests.helpers import REPO, describe, run_python, write_audio
 from tests.synth import ai_like
@@ -200,6 +200,15 @@ def test_engine_choice(cnn_run: TrainingRun):
         resolve_engine("onnx", cpu, "bf16")
     detector = Detector(cnn_run.output, "cnn", "cpu")
     assert (detector.engine, detector.precision) == ("onnx", "fp32")
+
+
+def test_auto_precision_is_fp32_on_a_gpu_and_follows_the_cpu_otherwise():
+    assert resolve_precision("auto", "cuda") == resolve_precision("auto", "cuda:1") == "fp32"
+    assert resolve_precision("bf16", "cuda") == "bf16" and resolve_precision("fp32", "cpu") == "fp32"
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("fp16", "cpu")
 
 
 def test_the_onnx_export_is_cached_per_checkpoint(cnn_run: TrainingRun, tmp_path: Path,
