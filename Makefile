@@ -72,7 +72,7 @@ training-data: $(VENV)/.recipe
 SNAPSHOTS ?=
 CORPUS ?= corpus
 TRAIN_RATIO ?=
-public-corpus: $(VENV)/.installed
+public-corpus: $(VENV)/.installed ffmpeg
 	$(PY) -m data.build_public_corpus $(if $(SNAPSHOTS),--snapshots $(SNAPSHOTS)) $(if $(TRAIN_RATIO),--train-ratio $(TRAIN_RATIO)) --out $(CORPUS)
 	$(PY) -m data.convert_and_divide --root $(CORPUS) --codec $(CODEC)
 	$(PY) getGlobalStats.py --root $(CORPUS)

@@ -29,6 +29,7 @@ import io
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 from collections import Counter, defaultdict
@@ -293,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         table = [row for row in table if row.repo in set(args.only)]
         if not table:
             parser.error(f"--only: none of {args.only} is in {args.table}")
+    if shutil.which("ffmpeg") is None:
+        print("warning: ffmpeg is not installed, so files libsndfile cannot read (m4a, aac or opus, also when "
+              "named .wav) will be left out and listed under errors in corpus_summary.json; for the full "
+              "corpus, apt-get install ffmpeg first", file=sys.stderr)
     builder = CorpusBuilder(out, Path(args.snapshots) if args.snapshots else None, Path(args.clones), args.seed,
                             args.workers, args.train_ratio, args.paired_only)
     builder.build(table)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -212,6 +213,18 @@ def test_a_missing_commit_is_reported_and_a_nonempty_output_refused(corpus, tmp_
     assert result.returncode == 1 and "does not hold commit" in result.stderr, describe(result)
     again = run_module("data.build_public_corpus", "--table", corpus["table"], "--out", corpus["out"])
     assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_a_build_without_ffmpeg_warns_up_front(corpus, tmp_path):
+    bin_dir = tmp_path / "bin"  # a PATH with git (to read the snapshots) but no ffmpeg
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git"))
+    result = run_module("data.build_public_corpus", "--table", corpus["table"], "--snapshots", corpus["snapshots"],
+                        "--out", tmp_path / "out", "--only", "lab/tts-demo", "--workers", "1",
+                        env={"PATH": str(bin_dir)})
+    assert result.returncode == 0, describe(result)
+    assert result.stderr.startswith("warning: ffmpeg is not installed"), describe(result)
+    assert (tmp_path / "out" / "manifest.csv").exists()
 
 
 def test_paired_only_leaves_out_one_class_training_repositories(corpus, tmp_path):
