@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmarks.corpus import write_mp3
+from benchmarks.run import ROOT, WEIGHTS
 from src.audio import load_audio
 from src.augment import Augmenter
 from src.checkpoint import load_model
@@ -35,8 +36,6 @@ from src.inference import Detector
 from src.model import build_model
 from src.train import train_one_epoch
 
-ROOT = Path(__file__).resolve().parent.parent
-WEIGHTS = {"cnn": ROOT / "pretrained_weights" / "CNN_Ai-SPY.pth", "vit": ROOT / "pretrained_weights" / "ViT_Ai-SPY.pth"}
 WINDOW = 48000
 
 
