@@ -44,11 +44,11 @@ bench: $(VENV)/.installed ffmpeg
 bench-avx2: $(VENV)/.installed ffmpeg
 	$(PY) -m benchmarks.run --simulate-avx2 --output benchmarks/latest-avx2.md
 
-# Peak memory of scanning 2,000 and 20,000 short files (about 10 minutes on 2 cores); see README, "Scanning many files".
 # CUDA paths (parity with the CPU, inference and training speed) on a machine with an NVIDIA GPU, ~4 minutes.
 bench-gpu: $(VENV)/.installed
 	$(PY) -m benchmarks.gpu --output benchmarks/latest-gpu.md
 
+# Peak memory of scanning 2,000 and 20,000 short files (about 10 minutes on 2 cores); see README, "Scanning many files".
 bench-scan: $(VENV)/.installed
 	$(PY) -m benchmarks.scan_memory
 
