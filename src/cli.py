@@ -63,6 +63,17 @@ def non_negative_int(text: str) -> int:
     return _whole_number(text, 0)
 
 
+def probability(text: str) -> float:
+    """argparse type: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {value}")
+    return value
+
+
 def _whole_number(text: str, minimum: int) -> int:
     try:
         value = int(text)
