@@ -1,9 +1,9 @@
-"""Training-time augmentation (never at evaluation), alike for both classes unless told otherwise.
+"""Training-time augmentation, applied alike to both classes (never at evaluation).
 
-Each clip, with probability `prob` (`human_prob` for human clips, when given), gets a random
-subset of: gain, reverb with a real impulse response, additive noise at a random SNR (real noise
-files or coloured noise), telephone band-limiting, codec re-encoding (mp3 at several bitrates,
-ogg vorbis); its spectrogram then may get SpecAugment-style frequency and time masks.
+Each clip, with probability `prob`, gets a random subset of: gain, reverb with a real
+impulse response, additive noise at a random SNR (real noise files or coloured noise),
+telephone band-limiting, codec re-encoding (mp3 at several bitrates, ogg vorbis); its
+spectrogram then may get SpecAugment-style frequency and time masks.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import torch
 from scipy.signal import fftconvolve
 
 from src.audio import CLIP_SAMPLES, MP3_CODEC_DELAY, SAMPLE_RATE, fix_length, list_audio_files, load_audio
-from src.metrics import HUMAN
 
 
 def _load_bank(folder: str | os.PathLike | None, max_seconds: float) -> list[np.ndarray]:
@@ -91,20 +90,16 @@ class Augmenter:
     """Random waveform and spectrogram augmentation with optional noise and impulse-response banks."""
 
     def __init__(self, prob: float = 0.5, noise_dir: str | None = None, rir_dir: str | None = None,
-                 codec_prob: float = 0.0, human_prob: float | None = None):
+                 codec_prob: float = 0.0):
         self.prob = prob
-        # Human training speech is mostly noisy crowd-sourced audio and AI speech mostly clean: a lower
-        # share for human clips lets noise, reverb and codecs turn up in both classes alike.
-        self.human_prob = prob if human_prob is None else human_prob
         self.codec_prob = codec_prob  # a codec round trip of its own, for models trained on lossless clips
         self.noises = _load_bank(noise_dir, max_seconds=120)
         self.impulses = _load_bank(rir_dir, max_seconds=2)
 
-    def waveform(self, x: np.ndarray, rng: np.random.Generator, label: int | None = None) -> np.ndarray:
-        """Augment one clip; `label` (AI or HUMAN) picks the class's share."""
+    def waveform(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if rng.random() < self.codec_prob:
             x = recode(np.clip(x, -1, 1).astype(np.float32), rng)
-        if rng.random() >= (self.human_prob if label == HUMAN else self.prob):
+        if rng.random() >= self.prob:
             return x
         if self.impulses and rng.random() < 0.3:
             x = reverb(x, self.impulses[rng.integers(len(self.impulses))])
@@ -132,11 +127,8 @@ class Augmenter:
 
 def describe(augmenter: Augmenter | None) -> dict:
     """What an augmenter does, for the checkpoint's record of its training."""
-    if augmenter is None or augmenter.prob == augmenter.human_prob == augmenter.codec_prob == 0:
+    if augmenter is None or augmenter.prob == augmenter.codec_prob == 0:
         return {"augment_prob": 0.0}
-    described = {"augment_prob": augmenter.prob, "codec_prob": augmenter.codec_prob,
-                 "noise_files": len(augmenter.noises), "impulse_responses": len(augmenter.impulses),
-                 "clip_samples": CLIP_SAMPLES}
-    if augmenter.human_prob != augmenter.prob:
-        described["human_augment_prob"] = augmenter.human_prob
-    return described
+    return {"augment_prob": augmenter.prob, "codec_prob": augmenter.codec_prob, "noise_files": len(augmenter.noises),
+            "impulse_responses": len(augmenter.impulses), "clip_samples": CLIP_SAMPLES}
+

@@ -157,7 +157,7 @@ class ClipDataset(Dataset):
         if self.augmenter is not None:
             # torch's RNG is seeded per worker and per epoch by the DataLoader: reproducible draws
             rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
-            samples = self.augmenter.waveform(samples, rng, label)
+            samples = self.augmenter.waveform(samples, rng)
         wave = torch.from_numpy(samples).unsqueeze(0)
         spec = features(wave, self.stats)[0] if self.stats else log_power_spectrogram(wave)
         if rng is not None:

@@ -119,9 +119,6 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
                              "you will report on)")
     parser.add_argument("--augment-prob", type=probability, default=0.5,
                         help="share of training clips augmented (noise, reverb, codecs, band-limiting, masks); 0 = off")
-    parser.add_argument("--human-augment-prob", type=probability, metavar="P",
-                        help="share of human training clips augmented, when it should differ from --augment-prob "
-                             "(e.g. lower, where the human recordings are already noisier than the AI ones)")
     parser.add_argument("--codec-prob", type=probability, default=0.0, metavar="P",
                         help="share of training clips sent through a random mp3 or ogg round trip on top of "
                              "--augment-prob; for lossless trees (convert_and_divide --codec flac), whose models "
@@ -410,8 +407,8 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
     else:
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "min", patience=10, factor=0.1)
     average = WeightAverage(model, args.ema) if args.ema > 0 else None
-    augmenter = (Augmenter(args.augment_prob, args.noise_dir, args.rir_dir, args.codec_prob, args.human_augment_prob)
-                 if args.augment_prob > 0 or args.codec_prob > 0 or args.human_augment_prob else None)
+    augmenter = (Augmenter(args.augment_prob, args.noise_dir, args.rir_dir, args.codec_prob)
+                 if args.augment_prob > 0 or args.codec_prob > 0 else None)
     trained_on = {**describe_data(train_items, test_items, val_items, root), "augmentation": describe(augmenter),
                   "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
                   "bf16": args.bf16, "init_weights": args.init_weights, "schedule": args.schedule,

@@ -13,8 +13,6 @@ from src.augment import Augmenter, add_noise, coloured_noise, describe, recode, 
 from src.dataset import ClipDataset
 from src.features import N_FRAMES, N_FREQ, read_stats, stats_path
 from src.metrics import AI, HUMAN
-from src.train import build_parser
-from src.train_CNN import CNN_SPEC
 from tests.conftest import DataTree
 from tests.helpers import dominant_frequency, sine, write_audio
 from tests.synth import ai_like, human_like
@@ -75,24 +73,6 @@ def test_codec_probability_alone_applies_only_a_codec(speechlike: np.ndarray):
     spec = torch.randn(1, N_FREQ, N_FRAMES)
     assert torch.equal(augmenter.spectrogram(spec, np.random.default_rng(0)), spec)
     assert describe(augmenter)["codec_prob"] == 1.0
-
-
-def test_human_clips_can_have_a_share_of_their_own(speechlike: np.ndarray):
-    # --augment-prob 1 --human-augment-prob 0: every AI clip is augmented, no human clip is.
-    augmenter = Augmenter(1.0, human_prob=0.0)
-    for seed in range(6):
-        assert np.array_equal(augmenter.waveform(speechlike, np.random.default_rng(seed), HUMAN), speechlike)
-        assert not np.allclose(augmenter.waveform(speechlike, np.random.default_rng(seed), AI), speechlike, atol=1e-4)
-    assert describe(augmenter)["human_augment_prob"] == 0.0
-    assert Augmenter(0.3).human_prob == 0.3  # by default both classes share --augment-prob
-
-
-def test_training_flags_refuse_a_probability_outside_0_to_1():
-    parser = build_parser(CNN_SPEC)
-    assert parser.parse_args(["--human-augment-prob", "0.2"]).human_augment_prob == 0.2
-    for flag in ("--augment-prob", "--human-augment-prob", "--codec-prob"):
-        with pytest.raises(SystemExit):
-            parser.parse_args([flag, "1.5"])
 
 
 def test_same_seed_same_augmentation_other_seed_other(speechlike: np.ndarray):

@@ -178,6 +178,15 @@ def test_training_without_clips_is_a_clear_error(tmp_path: Path):
     assert not (tmp_path / "m.pth").exists()
 
 
+@pytest.mark.parametrize("flag", ["--augment-prob", "--codec-prob"])
+def test_a_probability_outside_0_to_1_is_refused_before_training(flag: str, tmp_path: Path):
+    result = run_module("src.train_CNN", "--root", tmp_path, "--output", tmp_path / "m.pth", "--epochs", "1",
+                        flag, "1.5")
+    assert result.returncode == 2
+    assert f"argument {flag}: must be from 0 to 1, got 1.5" in result.stderr
+    assert not (tmp_path / "m.pth").exists()
+
+
 def test_lr_scheduler_acts_on_the_training_optimizer(cnn_run: TrainingRun, data_tree: DataTree, tmp_path: Path):
     state = read_checkpoint(cnn_run.last)
     lr = 8e-5  # the CNN default
