@@ -22,6 +22,7 @@ COMMANDS = {
     "inference_ViT": (["-m", "src.inference_ViT"], ["PATH", "--model", "--human-dir", "ViT_Ai-SPY.pth"]),
     "compare_reports": (["-m", "src.compare_reports"], ["first", "second", "--resamples", "(default: 2000)",
                                                         "--json"]),
+    "score_bands": (["-m", "src.score_bands"], ["reports", "--fit", "--max-error", "(default: 0.1)", "--min-count"]),
 }
 
 
