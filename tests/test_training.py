@@ -18,6 +18,7 @@ from tests.conftest import TRAIN_OPTIONS, DataTree, TrainingRun
 from tests.helpers import (
     TEST_ENTRY,
     VALIDATION_ENTRY,
+    assert_same_logs,
     assert_same_training_state,
     describe,
     matrix,
@@ -144,7 +145,7 @@ def test_resumed_run_equals_an_uninterrupted_run(cnn_run: TrainingRun, cnn_strai
     # Same seed, same flags, two epochs in one go: weights, optimizer and scheduler state and logs are
     # identical to the run that stopped after one epoch and was resumed.
     assert_same_training_state(cnn_run.last, cnn_straight_run.last)
-    assert read_logs(cnn_run.log_dir) == read_logs(cnn_straight_run.log_dir)
+    assert_same_logs(read_logs(cnn_run.log_dir), read_logs(cnn_straight_run.log_dir))
 
 
 def test_resume_with_loader_workers_equals_an_uninterrupted_run(data_tree: DataTree, tmp_path: Path):
