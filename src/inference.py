@@ -152,32 +152,37 @@ class Detector:
     def analyse_many(self, paths: Iterable[str | os.PathLike]) -> Iterator[dict]:
         """Results in input order, while `self.decoders` worker processes decode the next files
         (`src.decoding`) and windows of several short files share a batch."""
+        decoders = Decoders(paths, self.info.mp3_kbps, self.batch_size, self.decoders)
+        try:
+            yield from self.results_from(decoders)
+        finally:
+            decoders.close()
+
+    def results_from(self, messages: Iterable[tuple]) -> Iterator[dict]:
+        """Results in input order from `src.decoding` messages. Windows are scored once the next result
+        is complete or a batch is full, so windows of files that arrived meanwhile share a forward pass."""
         files: dict[int, _File] = {}
         pending: list[tuple[_File, np.ndarray]] = []  # windows decoded but not scored yet
         next_result = 0
-        decoders = Decoders(paths, self.info.mp3_kbps, self.batch_size, self.decoders)
-        try:
-            for kind, index, payload in decoders:
-                if kind == "file":
-                    files[index] = _File(payload)
-                elif kind == "windows":
-                    files[index].starts.extend(payload[0])
-                    pending.append((files[index], payload[1]))
-                else:  # "end": the sample count, or the AudioError that ended the file
-                    files[index].error = payload if isinstance(payload, AudioError) else None
-                    files[index].n_samples = payload if isinstance(payload, int) else 0
-                next_done = next_result in files and files[next_result].n_samples is not None
-                if next_done or sum(len(windows) for _, windows in pending) >= self.batch_size:
-                    self._score(pending)
-                    pending.clear()
-                while next_result in files and files[next_result].n_samples is not None:
-                    yield self._result(files.pop(next_result))  # its windows' scores are freed
-                    next_result += 1
-            self._score(pending)  # left only where a crashed decoder lost a file before announcing it
-            for index in sorted(files):
-                yield self._result(files[index])
-        finally:
-            decoders.close()
+        for kind, index, payload in messages:
+            if kind == "file":
+                files[index] = _File(payload)
+            elif kind == "windows":
+                files[index].starts.extend(payload[0])
+                pending.append((files[index], payload[1]))
+            else:  # "end": the sample count, or the AudioError that ended the file
+                files[index].error = payload if isinstance(payload, AudioError) else None
+                files[index].n_samples = payload if isinstance(payload, int) else 0
+            next_done = next_result in files and files[next_result].n_samples is not None
+            if next_done or sum(len(windows) for _, windows in pending) >= self.batch_size:
+                self._score(pending)
+                pending.clear()
+            while next_result in files and files[next_result].n_samples is not None:
+                yield self._result(files.pop(next_result))  # its windows' scores are freed
+                next_result += 1
+        self._score(pending)  # left only where a crashed decoder lost a file before announcing it
+        for index in sorted(files):
+            yield self._result(files[index])
 
     def _score(self, pending: list[tuple[_File, np.ndarray]]) -> None:
         if not pending:

@@ -51,22 +51,28 @@ def test_threshold_flag_overrides_the_checkpoint(cnn_run: TrainingRun, inference
 
 
 def test_short_files_share_a_forward_pass(cnn_run: TrainingRun, inference_inputs: InferenceInputs):
-    # The engine scores whatever has arrived whenever the decoder falls behind, so on a busy machine
-    # every file may get its own pass. A slow first pass (a laptop scoring a long first file) lets the
-    # decoding thread run ahead; the windows it queued meanwhile must then share forward passes.
+    # Decoders run ahead of the model: when windows of later files arrive before the next result is
+    # complete, they wait and share its forward pass. The messages are the real decoders' own, in the
+    # order several decoding processes can send them (every file's windows before any file's end), so
+    # the test does not depend on how the machine schedules those processes.
     detector = Detector(cnn_run.output, "cnn", device="cpu", batch_size=64, engine="torch")
-    sizes = []
-
-    def slow_first_pass(module, inputs) -> None:
-        if not sizes:
-            time.sleep(2.0)
-        sizes.append(inputs[0].shape[0])
-
-    detector.model.register_forward_pre_hook(slow_first_pass)
     paths = inference_inputs.audio
-    results = list(detector.analyse_many(paths))
-    n_windows = sum(len(r["windows"]) for r in results)
-    assert sum(sizes) == n_windows and len(sizes) < len(paths)  # fewer passes than files
+    per_file = [[(kind, i, payload) for kind, payload in src.decoding.file_messages(path, detector.info.mp3_kbps, 64)]
+                for i, path in enumerate(paths)]
+    messages = [("file", i, path) for i, path in enumerate(paths)]
+    messages += [m for file in per_file for m in file if m[0] == "windows"]
+    messages += [m for file in per_file for m in file if m[0] == "end"]
+    sizes = []
+    detector.model.register_forward_pre_hook(lambda module, inputs: sizes.append(inputs[0].shape[0]))
+    shared = list(detector.results_from(messages))
+    n_windows = sum(len(r["windows"]) for r in shared)
+    assert len(paths) >= 3 and sizes == [n_windows]  # one forward pass for all files
+    alone = [Detector(cnn_run.output, "cnn", device="cpu", engine="torch").analyse(p) for p in paths]
+    for together, by_itself in zip(shared, alone, strict=True):  # the same results, to float rounding
+        assert [w["start"] for w in together["windows"]] == [w["start"] for w in by_itself["windows"]]
+        assert [w["ai_probability"] for w in together["windows"]] == pytest.approx(
+            [w["ai_probability"] for w in by_itself["windows"]], abs=1e-5)
+        assert (together["name"], together["duration_s"]) == (by_itself["name"], by_itself["duration_s"])
 
 
 def test_bf16_scores_agree_with_fp32(cnn_run: TrainingRun, vit_run: TrainingRun, inference_inputs: InferenceInputs):
