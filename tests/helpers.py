@@ -138,9 +138,11 @@ def dominant_frequency(samples: np.ndarray, sample_rate: int) -> float:
 
 
 def assert_same_training_state(last: Path, reference: Path) -> None:
-    """Two `_last` checkpoints hold the same epoch, weights, Adam state and scheduler state."""
+    """Two `_last` checkpoints hold the same epoch, weights, Adam state and scheduler state. The best
+    validation loss is compared to float rounding: evaluation on CPU is not bit-reproducible every run."""
     got, want = read_checkpoint(last), read_checkpoint(reference)
-    assert got["epoch"] == want["epoch"] and got["best_loss"] == want["best_loss"]
+    assert got["epoch"] == want["epoch"]
+    assert math.isclose(got["best_loss"], want["best_loss"], rel_tol=1e-5), (got["best_loss"], want["best_loss"])
     assert got["state_dict"].keys() == want["state_dict"].keys()
     for key, value in want["state_dict"].items():
         assert torch.equal(value, got["state_dict"][key]), key
