@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from src.atomic import append_text_atomic, write_text_atomic
-from src.cli import HelpFormatter, add_engine_arguments, positive_int
+from src.cli import HelpFormatter, add_engine_arguments, positive_int, probability
 from src.contract import CheckpointError
 from src.distributed import Distributed
 from src.inference import DEFAULT_BATCH_SIZE, Detector, find_inputs
@@ -59,7 +59,7 @@ def build_parser(architecture: str, default_weights: str, default_log_dir: str) 
     add_engine_arguments(parser)
     parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
                         help="windows scored per forward pass (memory grows with it)")
-    parser.add_argument("--threshold", type=float,
+    parser.add_argument("--threshold", type=probability,
                         help="call a window or file AI when its P(AI) reaches this (default: the checkpoint's)")
     parser.add_argument("--human-dir", help="labelled evaluation: folder of human recordings")
     parser.add_argument("--ai-dir", help="labelled evaluation: folder of AI recordings")
@@ -257,8 +257,6 @@ def main(architecture: str, default_weights: str, default_log_dir: str, argv: li
     fmt = output_format(args)
     if not labelled:
         check_scan_arguments(parser, args, fmt, int(os.environ.get("WORLD_SIZE", "1")))
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        parser.error("--threshold must be between 0 and 1")
     ddp = Distributed(args.device, timeout=datetime.timedelta(days=7))  # ranks wait for the slowest at the end
     try:
         detector = Detector(args.weights, architecture, ddp.device_name, args.batch_size, args.precision,

@@ -130,7 +130,7 @@ def build_parser(spec: ArchSpec) -> argparse.ArgumentParser:
     parser.add_argument("--teacher", metavar="WEIGHTS",
                         help="distil from this trained checkpoint (any architecture, e.g. the shipped CNN): the "
                              "model also learns the teacher's probabilities on the same augmented windows")
-    parser.add_argument("--distill-weight", type=float, default=0.5, metavar="W",
+    parser.add_argument("--distill-weight", type=probability, default=0.5, metavar="W",
                         help="with --teacher: loss = (1 - W) * label loss + W * teacher loss")
     parser.add_argument("--distill-temperature", type=float, default=1.0, metavar="T",
                         help="with --teacher: both models' logits are divided by T in the teacher loss (and it is "
@@ -367,9 +367,6 @@ def _train(spec: ArchSpec, args: argparse.Namespace, ddp: Distributed, progress:
         print(f"error: {root}: {exc}", file=sys.stderr)
         return 2
     stats = load_or_compute_stats(root, items, args.workers, ddp, progress)
-    if not 0 <= args.distill_weight <= 1:
-        print(f"error: --distill-weight must lie in [0, 1], got {args.distill_weight}", file=sys.stderr)
-        return 2
     if args.clips_per_epoch is not None and args.clips_per_epoch < 1:
         print(f"error: --clips-per-epoch must be at least 1, got {args.clips_per_epoch}", file=sys.stderr)
         return 2

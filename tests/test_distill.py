@@ -94,7 +94,7 @@ def test_a_student_follows_its_teacher_even_against_the_labels(data_tree: DataTr
 
 @pytest.mark.parametrize("flags, message", [
     (["--teacher", "missing.pth"], "--teacher"),
-    (["--distill-weight", "1.5"], "--distill-weight must lie in [0, 1]"),
+    (["--distill-weight", "1.5"], "argument --distill-weight: must be from 0 to 1, got 1.5"),
     (["--distill-temperature", "0"], "--distill-temperature must be positive"),
 ])
 def test_bad_distillation_flags_are_refused(data_tree: DataTree, tmp_path: Path, flags: list[str], message: str):

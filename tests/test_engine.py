@@ -47,7 +47,7 @@ def test_threshold_flag_overrides_the_checkpoint(cnn_run: TrainingRun, inference
         expected = "ai" if output["mean_ai_probability"] >= float(threshold) else "human"
         assert output["Prediction"] == expected
     bad = run_module("src.inference_CNN", "--model", cnn_run.output, "--threshold", "1.5", inference_inputs.long_ai)
-    assert bad.returncode == 2 and "--threshold must be between 0 and 1" in bad.stderr
+    assert bad.returncode == 2 and "argument --threshold: must be from 0 to 1, got 1.5" in bad.stderr
 
 
 def test_short_files_share_a_forward_pass(cnn_run: TrainingRun, inference_inputs: InferenceInputs):
