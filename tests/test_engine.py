@@ -67,7 +67,8 @@ def test_short_files_share_a_forward_pass(cnn_run: TrainingRun, inference_inputs
     shared = list(detector.results_from(messages))
     n_windows = sum(len(r["windows"]) for r in shared)
     assert len(paths) >= 3 and sizes == [n_windows]  # one forward pass for all files
-    alone = [Detector(cnn_run.output, "cnn", device="cpu", engine="torch").analyse(p) for p in paths]
+    one_by_one = Detector(cnn_run.output, "cnn", device="cpu", engine="torch")
+    alone = [one_by_one.analyse(p) for p in paths]
     for together, by_itself in zip(shared, alone, strict=True):  # the same results, to float rounding
         assert [w["start"] for w in together["windows"]] == [w["start"] for w in by_itself["windows"]]
         assert [w["ai_probability"] for w in together["windows"]] == pytest.approx(
